@@ -1,0 +1,65 @@
+"""
+### drift_watch
+
+A `DriftSensor` waits until the monitor's verdicts call for a retrain: the latest
+`monitoring.consecutive` intervals drifted (share of drifted features >= `monitoring.drift_share`),
+the latest is not yet handled, and the last drift-started retrain is at least `monitoring.cooldown`
+older (event time). It then triggers `retrain` with `{"reason": "drift", "end": <end of the
+drifted interval>}` under a run id derived from that end, so the same drift never starts two
+retrains, and marks the verdicts handled.
+
+Runs on each new verdict and hourly; a run that finds nothing within its timeout ends as skipped.
+"""
+
+from __future__ import annotations
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import AssetOrTimeSchedule, dag, task
+
+from drift_sensor import DriftSensor
+from driftloop_airflow import DEFAULT_ARGS, TAGS, VERDICTS, settings, start_date, trigger_schedule
+from include.config import load_dag_settings
+
+CONFIG = load_dag_settings()
+
+
+@dag(
+    dag_id="drift_watch",
+    schedule=AssetOrTimeSchedule(timetable=trigger_schedule("@hourly"), assets=[VERDICTS]),
+    start_date=start_date(CONFIG.schedule.start_date),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=[*TAGS, "monitor"],
+    doc_md=__doc__,
+)
+def drift_watch():
+    wait_for_drift = DriftSensor(
+        task_id="wait_for_drift",
+        poke_interval=CONFIG.monitoring.poke_interval,
+        timeout=CONFIG.monitoring.watch_timeout,
+        soft_fail=True,
+    )
+
+    trigger_retrain = TriggerDagRunOperator(
+        task_id="trigger_retrain",
+        trigger_dag_id="retrain",
+        trigger_run_id="drift__{{ ti.xcom_pull(task_ids='wait_for_drift')['end_key'] }}",
+        conf={"reason": "drift", "end": "{{ ti.xcom_pull(task_ids='wait_for_drift')['end'] }}"},
+        skip_when_already_exists=True,
+        logical_date=None,
+    )
+
+    # runs when the trigger ran or was skipped because that retrain already exists (a re-run),
+    # and is skipped with the sensor when there was nothing to answer
+    @task(trigger_rule="none_failed_min_one_success")
+    def mark_handled(drift: dict) -> dict:
+        from include.monitoring import mark_handled as mark
+
+        return mark(settings(), drift, f"drift__{drift['end_key']}")
+
+    trigger_retrain >> mark_handled(wait_for_drift.output)
+    wait_for_drift >> trigger_retrain
+
+
+drift_watch()

@@ -1,0 +1,71 @@
+"""
+### monitor
+
+Runs when `ingest` publishes curated rows (the asset event carries the window), or by hand with
+`{"start": ISO, "end": ISO}`. Scores the interval with `@champion` (one prediction per id, replaced
+on re-run), compares it with the champion's training window using Evidently, computes the live
+metric where labels exist, and records a verdict: a JSON file, and a run in the
+`<name>-monitoring` MLflow experiment with the Evidently report. The verdict event wakes
+`drift_watch`. Without a champion the run is skipped.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from driftloop_airflow import CURATED, DEFAULT_ARGS, TAGS, VERDICTS, settings, start_date
+from include.config import load_dag_settings
+
+CONFIG = load_dag_settings()
+
+
+@dag(
+    dag_id="monitor",
+    schedule=[CURATED],
+    start_date=start_date(CONFIG.schedule.start_date),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=[*TAGS, "monitor"],
+    doc_md=__doc__,
+    params={
+        "start": Param(None, type=["null", "string"], format="date-time", description="interval start (UTC if no zone)"),
+        "end": Param(None, type=["null", "string"], format="date-time", description="interval end, excluded"),
+    },
+)
+def monitor():
+    @task
+    def window() -> dict:
+        from include.windows import interval_window
+
+        ctx = get_current_context()
+        events = ctx.get("triggering_asset_events") or {}
+        extras = [e.extra for evs in events.values() for e in evs]
+        return interval_window(ctx["params"], extras).as_dict()
+
+    @task
+    def score(span: dict) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from include.monitoring import NoChampion, score_interval
+        from include.storage import Window
+
+        try:
+            return score_interval(settings(), Window.parse(**span))
+        except NoChampion as err:
+            raise AirflowSkipException(str(err)) from err
+
+    @task(outlets=[VERDICTS])
+    def drift(span: dict, scored: dict) -> dict:
+        from include.monitoring import check_drift
+        from include.storage import Window
+
+        verdict = check_drift(settings(), Window.parse(**span), scored)
+        get_current_context()["outlet_events"][VERDICTS].extra = verdict
+        return verdict
+
+    span = window()
+    drift(span, score(span))
+
+
+monitor()

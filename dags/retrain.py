@@ -1,0 +1,112 @@
+"""
+### retrain
+
+Trains a challenger on the window `[end - window, end)` and promotes it when it beats the champion.
+
+1. `window`: from the run conf / form (`end`, `window`, `reason`), or the scheduled time.
+2. `gate`: the data-quality gate on the window's labelled curated rows.
+3. `train`: time-based cross-validation, a fit on the whole window, an MLflow run (per-fold
+   `cv_<metric>`, dataset input, fold chart, gate profile) and a new registered version with the
+   alias `challenger`. A re-run of the same Airflow run reuses its version.
+4. `evaluate`: the challenger's last-fold model and `@champion` are scored on the same
+   out-of-time rows (none of which either trained on).
+5. `approval` (only with `promotion.mode: approval` and a better challenger): a human approves in
+   the UI (Required Actions).
+6. `promote`: `@champion` moves only when the challenger is better, or no champion exists.
+"""
+
+from __future__ import annotations
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import Param, dag, get_current_context, task
+
+from driftloop_airflow import DEFAULT_ARGS, TAGS, fail_without_retry, settings, start_date, trigger_schedule
+from include.config import load_dag_settings
+
+CONFIG = load_dag_settings()
+
+
+@dag(
+    dag_id="retrain",
+    schedule=trigger_schedule(CONFIG.schedule.retrain),
+    start_date=start_date(CONFIG.schedule.start_date),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=[*TAGS, "retrain"],
+    doc_md=__doc__,
+    params={
+        "end": Param(None, type=["null", "string"], format="date-time", description="window end, excluded (default: now)"),
+        "window": Param(None, type=["null", "string"], description="window length, e.g. 90D (default: training.window)"),
+        "reason": Param("manual", type="string", enum=["manual", "schedule", "drift", "initial"], description="why this retrain runs"),
+    },
+)
+def retrain():
+    @task
+    def window() -> dict:
+        from include.config import parse_duration
+        from include.retraining import training_window
+        from include.windows import retrain_end
+
+        ctx = get_current_context()
+        params, run = ctx["params"], ctx["dag_run"]
+        end = retrain_end(params, ctx.get("data_interval_end") if run.run_type == "scheduled" else None, run.run_after)
+        length = parse_duration(params["window"]) if params.get("window") else settings().training.window
+        reason = "schedule" if run.run_type == "scheduled" else params.get("reason") or "manual"
+        return {**training_window(end, length).as_dict(), "reason": reason}
+
+    @task(retries=0)
+    def gate(span: dict) -> dict:
+        from include.config import ConfigError
+        from include.quality import DataQualityError
+        from include.retraining import gate_window
+        from include.storage import Window
+
+        with fail_without_retry(DataQualityError, ConfigError, ValueError):
+            return gate_window(settings(), Window.parse(span["start"], span["end"]))
+
+    @task
+    def train(span: dict, gated: dict) -> dict:
+        from include.retraining import train_challenger
+        from include.storage import Window
+
+        run_id = get_current_context()["run_id"]
+        return train_challenger(settings(), Window.parse(span["start"], span["end"]), span["reason"], run_id)
+
+    @task
+    def evaluate(span: dict, trained: dict) -> dict:
+        from include.retraining import evaluate_challenger
+        from include.storage import Window
+
+        return evaluate_challenger(settings(), Window.parse(span["start"], span["end"]), trained)
+
+    @task.branch
+    def route(comparison: dict) -> str:
+        needs_human = settings().promotion.mode == "approval" and comparison["better"]
+        return "approval" if needs_human else "promote"
+
+    approval = ApprovalOperator(
+        task_id="approval",
+        subject="Promote the challenger to champion?",
+        body="{{ ti.xcom_pull(task_ids='evaluate') }}",
+        defaults="Reject",
+        execution_timeout=None,
+    )
+
+    @task(trigger_rule="none_failed_min_one_success")
+    def promote(trained: dict, comparison: dict) -> dict:
+        from include.retraining import promote as move_alias
+
+        return move_alias(settings(), trained, comparison)
+
+    span = window()
+    trained = train(span, gate(span))
+    comparison = evaluate(span, trained)
+    decision = route(comparison)
+    decision >> approval
+    promoted = promote(trained, comparison)
+    decision >> promoted
+    approval >> promoted
+
+
+retrain()

@@ -1,0 +1,42 @@
+"""
+### rollback
+
+Moves `@champion` back to the previous champion, or to the version given in the run conf /
+form (`{"version": N}`). The champion history is kept as a tag on the registered model.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from driftloop_airflow import DEFAULT_ARGS, TAGS, fail_without_retry, settings, start_date
+from include.config import load_dag_settings
+
+CONFIG = load_dag_settings()
+
+
+@dag(
+    dag_id="rollback",
+    schedule=None,
+    start_date=start_date(CONFIG.schedule.start_date),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=[*TAGS, "registry"],
+    doc_md=__doc__,
+    params={
+        "version": Param(None, type=["null", "integer"], minimum=1, description="version to make champion (default: the previous champion)")
+    },
+)
+def rollback():
+    @task(retries=0)
+    def move_champion() -> dict:
+        from include.retraining import rollback as roll_back
+
+        with fail_without_retry(ValueError):
+            return roll_back(settings(), get_current_context()["params"].get("version"))
+
+    move_champion()
+
+
+rollback()

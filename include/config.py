@@ -1,0 +1,240 @@
+"""The one typed settings object, loaded from the YAML file named by ``DRIFTLOOP_CONFIG``.
+
+Relative paths in the file (``storage``, ``data.landing``, ``data.labels``) are read relative to the
+directory of the YAML file, so the scheduler, the workers and the tests agree whatever their
+working directory is. fsspec URLs (``s3://...``, ``memory://...``) are kept as written.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+DEFAULT_CONFIG = Path(__file__).with_name("demo.yaml")
+CONFIG_ENV = "DRIFTLOOP_CONFIG"
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([DdHhMmWw])\s*$")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes", "w": "weeks"}
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, unreadable or does not match the contract."""
+
+
+def parse_duration(value: str | int | timedelta) -> timedelta:
+    """Reads ``90D``, ``12H``, ``30M`` or ``2W`` (or a number of days) as a timedelta.
+
+    Raises:
+        ValueError: the value is not of that form.
+    """
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return timedelta(days=value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a duration like '90D', '12H', '30M' or '2W'")
+    amount, unit = int(match.group(1)), _UNITS[match.group(2).lower()]
+    if amount <= 0:
+        raise ValueError(f"{value!r} must be longer than zero")
+    return timedelta(**{unit: amount})
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def _is_url(path: str) -> bool:
+    return "://" in path
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSettings(_Section):
+    landing: str
+    timestamp: str
+    id: str
+    target: str
+    labels: str | None = None
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _columns_are_distinct(self) -> DataSettings:
+        if not self.numeric and not self.categorical:
+            raise ValueError("name at least one feature in data.numeric or data.categorical")
+        named = [self.timestamp, self.id, self.target, *self.numeric, *self.categorical]
+        repeated = sorted({c for c in named if named.count(c) > 1})
+        if repeated:
+            raise ValueError(f"columns named twice across data.*: {repeated}")
+        return self
+
+    @property
+    def features(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+
+class ModelSettings(_Section):
+    task: Literal["classification", "regression"]
+    metric: str
+    params: dict[str, float | int | str | None] = Field(default_factory=dict)
+
+    @field_validator("metric")
+    @classmethod
+    def _known_scorer(cls, metric: str) -> str:
+        # Checked against scikit-learn's registry without importing scikit-learn at DAG parse time:
+        # the list is read lazily only when a config is validated.
+        from sklearn.metrics import get_scorer_names
+
+        if metric not in get_scorer_names():
+            raise ValueError(f"{metric!r} is not a scikit-learn scorer name (see sklearn.metrics.get_scorer_names())")
+        return metric
+
+
+class TrainingSettings(_Section):
+    window: Duration = timedelta(days=90)
+    folds: int = Field(default=5, ge=2, le=50)
+    min_rows: int = Field(default=200, ge=10)
+    seed: int = 0
+
+
+class PromotionSettings(_Section):
+    mode: Literal["auto", "approval"] = "auto"
+    min_improvement: float = 0.0
+    min_rows: int = Field(default=50, ge=1)
+
+
+class MonitoringSettings(_Section):
+    drift_share: float = Field(default=0.5, gt=0, le=1)
+    cooldown: Duration = timedelta(days=7)
+    consecutive: int = Field(default=1, ge=1)
+    reference_rows: int = Field(default=20000, ge=100)
+    poke_interval: int = Field(default=60, ge=1)
+    watch_timeout: Duration = timedelta(minutes=50)
+
+
+class QualitySettings(_Section):
+    """Tolerances added to the gate once a champion exists (learned from its training window)."""
+
+    null_rate_slack: float = Field(default=0.05, ge=0, le=1)
+    range_slack: float = Field(default=0.25, ge=0)
+    range_mostly: float = Field(default=0.99, gt=0, le=1)
+    category_mostly: float = Field(default=0.99, gt=0, le=1)
+    row_count_tolerance: float = Field(default=0.8, ge=0, le=1)
+
+
+class ScheduleSettings(_Section):
+    """Cron expressions or presets; null means "only when triggered" (the demo replays history)."""
+
+    ingest: str | None = "@daily"
+    retrain: str | None = "@weekly"
+    start_date: str = "2026-01-01"
+
+
+class Settings(_Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    storage: str
+    data: DataSettings
+    model: ModelSettings
+    training: TrainingSettings = TrainingSettings()
+    promotion: PromotionSettings = PromotionSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
+    quality: QualitySettings = QualitySettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    source: str | None = Field(default=None, exclude=True)
+
+    def resolve_paths(self, base: Path) -> Settings:
+        """Returns a copy whose relative paths are anchored at ``base``."""
+
+        def anchor(p: str | None) -> str | None:
+            if p is None or _is_url(p) or Path(p).is_absolute():
+                return p
+            return str((base / p).resolve())
+
+        data = self.data.model_copy(update={"landing": anchor(self.data.landing), "labels": anchor(self.data.labels)})
+        return self.model_copy(update={"storage": anchor(self.storage), "data": data})
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    lines = [f"invalid driftloop config {source}:"]
+    for err in error.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "missing":
+            lines.append(f"  {key}: required key is missing")
+        elif err["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key")
+        else:
+            lines.append(f"  {key}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def settings_from_dict(raw: dict, base: Path, source: str = "<dict>") -> Settings:
+    """Validates a parsed config mapping.
+
+    Raises:
+        ConfigError: naming each wrong or missing key.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(f"invalid driftloop config {source}: the file must hold a mapping of keys")
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_describe(err, source)) from None
+    return settings.resolve_paths(base).model_copy(update={"source": source})
+
+
+def load_settings(path: str | os.PathLike | None = None) -> Settings:
+    """Loads the config named by ``path``, else ``$DRIFTLOOP_CONFIG``, else the demo's file.
+
+    Raises:
+        ConfigError: the file is missing, is not YAML, or breaks the contract (the key is named).
+    """
+    chosen = Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG).expanduser()
+    if not chosen.is_file():
+        raise ConfigError(f"driftloop config not found: {chosen} (set {CONFIG_ENV} to your YAML file)")
+    try:
+        raw = yaml.safe_load(chosen.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"driftloop config {chosen} is not valid YAML: {err}") from None
+    return settings_from_dict(raw, chosen.resolve().parent, str(chosen))
+
+
+class DagSettings(BaseModel):
+    """What DAG files need at parse time: schedules and the drift sensor's timing."""
+
+    model_config = ConfigDict(extra="ignore")
+    schedule: ScheduleSettings = ScheduleSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
+
+
+def load_dag_settings(path: str | os.PathLike | None = None) -> DagSettings:
+    """Only the ``schedule`` and ``monitoring`` sections, cheaply, for DAG parse time.
+
+    The full config (whose metric check imports scikit-learn) is loaded inside tasks.
+
+    Raises:
+        ConfigError: the file is missing or those sections are wrong.
+    """
+    chosen = Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG).expanduser()
+    if not chosen.is_file():
+        raise ConfigError(f"driftloop config not found: {chosen} (set {CONFIG_ENV} to your YAML file)")
+    raw = yaml.safe_load(chosen.read_text()) or {}
+    try:
+        return DagSettings.model_validate({k: raw.get(k) or {} for k in ("schedule", "monitoring")})
+    except ValidationError as err:
+        raise ConfigError(_describe(err, str(chosen))) from None

@@ -1,0 +1,326 @@
+"""The MLflow adapter: training runs, registered versions, aliases, monitoring runs.
+
+MLflow reads ``MLFLOW_TRACKING_URI`` itself; nothing here sets it. Every write is idempotent:
+runs carry the Airflow run id (or the monitored interval) as tags and are looked up before a new
+one is made, and a version is registered once per training run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+HISTORY_TAG = "driftloop.champion_history"
+COMPARISON_MODEL = "comparison_model"
+
+
+def _quiet() -> None:
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def client():
+    _quiet()
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A registered version, with the training window and reason it was tagged with."""
+
+    version: int
+    run_id: str
+    window_start: str | None
+    window_end: str | None
+    reason: str | None
+
+    @classmethod
+    def from_mlflow(cls, mv) -> VersionInfo:
+        tags = mv.tags or {}
+        return cls(
+            int(mv.version), mv.run_id, tags.get("driftloop.window_start"), tags.get("driftloop.window_end"), tags.get("driftloop.reason")
+        )
+
+    def as_dict(self) -> dict:
+        return {
+            "version": self.version,
+            "run_id": self.run_id,
+            "window_start": self.window_start,
+            "window_end": self.window_end,
+            "reason": self.reason,
+        }
+
+
+def experiment_id(name: str) -> str:
+    """The id of experiment ``name``, created if missing."""
+    c = client()
+    exp = c.get_experiment_by_name(name)
+    if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            c.restore_experiment(exp.experiment_id)
+        return exp.experiment_id
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return c.create_experiment(name)
+    except MlflowException:
+        # another task created it between the lookup and the create
+        return c.get_experiment_by_name(name).experiment_id
+
+
+def alias_version(name: str, alias: str) -> VersionInfo | None:
+    """The version behind ``name@alias``, or None when the model or the alias does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return VersionInfo.from_mlflow(client().get_model_version_by_alias(name, alias))
+    except MlflowException as err:
+        if getattr(err, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
+
+
+def get_version(name: str, version: int) -> VersionInfo:
+    return VersionInfo.from_mlflow(client().get_model_version(name, str(version)))
+
+
+def load_model(uri: str):
+    """Loads a scikit-learn model from ``models:/...`` or ``runs:/...``.
+
+    The skops file is opened with driftloop's own list of trusted types, not with the list stored
+    in the model's MLmodel file (which a crafted artifact could widen). That is why this does not
+    call ``mlflow.sklearn.load_model``, which since MLflow 3.17 also refuses every format unless
+    MLFLOW_ALLOW_PICKLE_DESERIALIZATION=true.
+    """
+    _quiet()
+    import mlflow
+    import skops.io
+    import yaml
+
+    from include.training import SKOPS_TRUSTED_TYPES
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        flavor = yaml.safe_load((local / "MLmodel").read_text())["flavors"]["sklearn"]
+        if flavor.get("serialization_format") != "skops":
+            raise ValueError(f"{uri} is stored as {flavor.get('serialization_format')!r}; driftloop loads only skops models")
+        return skops.io.load(local / flavor["pickled_model"], trusted=SKOPS_TRUSTED_TYPES)
+
+
+def find_training_run(experiment: str, airflow_run_id: str) -> dict | None:
+    """A finished training run of this Airflow run that already registered a version, if any."""
+    c = client()
+    exp_id = experiment_id(experiment)
+    runs = c.search_runs(
+        [exp_id],
+        filter_string=f"tags.`driftloop.airflow_run_id` = '{airflow_run_id}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+    )
+    for run in runs:
+        versions = c.search_model_versions(f"run_id = '{run.info.run_id}'")
+        if versions:
+            return {"run_id": run.info.run_id, "version": int(versions[0].version), "run": run}
+    return None
+
+
+def _pip_requirements() -> list[str]:
+    # Named explicitly: MLflow's own inference loads the model in a subprocess and costs seconds.
+    from importlib.metadata import version
+
+    return [f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "skops")]
+
+
+def _log_sklearn(model, name: str, example, task: str, registered_model_name: str | None = None):
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    from include.training import SKOPS_TRUSTED_TYPES
+
+    # integer columns are declared as doubles so a later batch with a missing value still fits
+    example = example.astype({c: "float64" for c in example.columns if example[c].dtype.kind in "iu"})
+    output = model.predict_proba(example) if task == "classification" else model.predict(example)
+    return mlflow.sklearn.log_model(
+        model,
+        name=name,
+        signature=infer_signature(example, output),
+        input_example=example,
+        registered_model_name=registered_model_name,
+        pyfunc_predict_fn="predict_proba" if task == "classification" else "predict",
+        serialization_format="skops",
+        skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        pip_requirements=_pip_requirements(),
+    )
+
+
+def log_training_run(
+    settings, window, reason: str, airflow_run_id: str, cv, model, comparison_model, frame, gate_profile: dict, figure_png: bytes | None
+) -> dict:
+    """Logs one retrain as an MLflow run and registers its model as a new version.
+
+    Args:
+        settings: the full Settings.
+        window: the training window.
+        reason: why the retrain ran (schedule, manual, drift, initial).
+        airflow_run_id: the Airflow run, for idempotency and lineage.
+        cv: the cross-validation result.
+        model: the pipeline fitted on the whole window (registered).
+        comparison_model: the last fold's pipeline (trained before the out-of-time rows).
+        frame: the training rows (logged as the dataset input).
+        gate_profile: the window's profile; the gate uses it once this version is champion.
+        figure_png: the fold-metrics chart.
+
+    Returns:
+        ``{"run_id", "version", "cv_mean", "valid_start"}``.
+    """
+    _quiet()
+    import mlflow
+
+    data, metric = settings.data, settings.model.metric
+    exp_id = experiment_id(settings.name)
+    tags = {
+        "driftloop.reason": reason,
+        "driftloop.window_start": window.start.isoformat(),
+        "driftloop.window_end": window.end.isoformat(),
+        "driftloop.airflow_run_id": airflow_run_id,
+    }
+    with mlflow.start_run(experiment_id=exp_id, run_name=f"retrain {window.end:%Y-%m-%d} ({reason})", tags=tags) as run:
+        mlflow.log_params(
+            {
+                "task": settings.model.task,
+                "metric": metric,
+                "folds": settings.training.folds,
+                "window": str(settings.training.window),
+                "rows": len(frame),
+                "features": ",".join(data.features),
+                **{f"model.{k}": v for k, v in settings.model.params.items()},
+            }
+        )
+        for fold in cv.folds:
+            mlflow.log_metric(f"cv_{metric}", fold.score, step=fold.number)
+        mlflow.log_metric(f"cv_{metric}_mean", cv.mean)
+        mlflow.log_metric(f"cv_{metric}_std", cv.std)
+        dataset = mlflow.data.from_pandas(frame, name=f"{settings.name}-{window.key}", targets=data.target)
+        mlflow.log_input(dataset, context="training")
+        mlflow.log_dict(cv.summary(), "cv/folds.json")
+        mlflow.log_dict(gate_profile, "gate/profile.json")
+        if figure_png is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "folds.png"
+                path.write_bytes(figure_png)
+                mlflow.log_artifact(str(path), "cv")
+        example = frame[data.features].head(5)
+        _log_sklearn(comparison_model, COMPARISON_MODEL, example, settings.model.task)
+        info = _log_sklearn(model, "model", example, settings.model.task, registered_model_name=settings.name)
+        version = int(info.registered_model_version)
+    c = client()
+    for key, value in {**tags, "driftloop.cv_mean": f"{cv.mean:.6f}"}.items():
+        c.set_model_version_tag(settings.name, str(version), key, value)
+    c.set_registered_model_alias(settings.name, CHALLENGER, str(version))
+    log.info("registered %s version %d (run %s) as @%s", settings.name, version, run.info.run_id, CHALLENGER)
+    return {"run_id": run.info.run_id, "version": version}
+
+
+def log_comparison(run_id: str, metric: str, result: dict) -> None:
+    """Records the challenger-versus-champion comparison on the training run."""
+    c = client()
+    c.log_metric(run_id, f"holdout_{metric}", result["challenger_score"])
+    if result.get("champion_score") is not None:
+        c.log_metric(run_id, f"champion_holdout_{metric}", result["champion_score"])
+    c.log_metric(run_id, "holdout_rows", result["rows"])
+    c.set_tag(run_id, "driftloop.decision", "promote" if result["better"] else "keep_champion")
+    c.set_tag(run_id, "driftloop.compared_with", str(result.get("champion_version")))
+
+
+def champion_history(name: str) -> list[int]:
+    tags = client().get_registered_model(name).tags or {}
+    return json.loads(tags.get(HISTORY_TAG, "[]"))
+
+
+def set_champion(name: str, version: int) -> list[int]:
+    """Points ``@champion`` at ``version`` and appends it to the champion history (a model tag).
+
+    Idempotent: when the alias already points there nothing changes. Returns the history.
+    """
+    c = client()
+    current = alias_version(name, CHAMPION)
+    history = champion_history(name)
+    if current is not None and current.version == version:
+        return history
+    c.set_registered_model_alias(name, CHAMPION, str(version))
+    history = [*history, version]
+    c.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
+    c.set_model_version_tag(name, str(version), "driftloop.champion", "true")
+    log.info("%s@%s -> version %d", name, CHAMPION, version)
+    return history
+
+
+def rollback_target(name: str, requested: int | None) -> int:
+    """The version a rollback should make champion: ``requested``, or the champion before the current.
+
+    Raises:
+        ValueError: no earlier champion exists, or the requested version does not exist.
+    """
+    current = alias_version(name, CHAMPION)
+    if requested is not None:
+        get_version(name, requested)  # raises if it does not exist
+        return int(requested)
+    history = champion_history(name)
+    earlier = [v for v in history if current is None or v != current.version]
+    if not earlier:
+        raise ValueError(f"{name}: no earlier champion to roll back to (history {history})")
+    return earlier[-1]
+
+
+def training_frame_uri(version: VersionInfo) -> str:
+    return f"runs:/{version.run_id}/gate/profile.json"
+
+
+def champion_profile(name: str) -> dict | None:
+    """The gate profile of the champion's training window, or None when there is no champion."""
+    champion = alias_version(name, CHAMPION)
+    if champion is None:
+        return None
+    _quiet()
+    import mlflow
+
+    return mlflow.artifacts.load_dict(training_frame_uri(champion))
+
+
+def log_monitoring_run(settings, window, verdict: dict, report_html: str | None) -> str:
+    """One run per monitored interval in ``<name>-monitoring``; a re-run updates the same run."""
+    _quiet()
+    import mlflow
+
+    c = client()
+    exp_id = experiment_id(f"{settings.name}-monitoring")
+    existing = c.search_runs(
+        [exp_id],
+        filter_string=f"tags.`driftloop.start` = '{window.start.isoformat()}' and tags.`driftloop.end` = '{window.end.isoformat()}'",
+    )
+    tags = {
+        "driftloop.start": window.start.isoformat(),
+        "driftloop.end": window.end.isoformat(),
+        "driftloop.drift": "true" if verdict["drift"] else "false",
+        "driftloop.model_version": str(verdict["model_version"]),
+    }
+    run_id = existing[0].info.run_id if existing else None
+    with mlflow.start_run(run_id=run_id, experiment_id=exp_id, run_name=f"monitor {window.key}", tags=None if run_id else tags) as run:
+        mlflow.set_tags(tags)
+        mlflow.log_metric("drift_share", verdict["drift_share"])
+        mlflow.log_metric("drifted_columns", verdict["drifted_columns"])
+        mlflow.log_metric("rows", verdict["rows"])
+        if verdict.get("live_metric") is not None:
+            mlflow.log_metric(settings.model.metric, verdict["live_metric"])
+        mlflow.log_dict(verdict, "verdict.json")
+        if report_html is not None:
+            mlflow.log_text(report_html, "evidently/drift.html")
+        return run.info.run_id

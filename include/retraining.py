@@ -1,0 +1,150 @@
+"""Retrain: gate the training window, cross-validate and register a challenger, compare it with the
+champion on the same out-of-time rows, and promote it when it is better.
+
+Each function is what one task of the ``retrain`` DAG calls; each returns a small JSON-able dict.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+
+from include import charts, promotion, quality, registry, training
+from include.monitoring import with_labels
+from include.storage import Storage, Window
+
+log = logging.getLogger(__name__)
+
+
+def training_window(end: str, length) -> Window:
+    """The window ``[end - length, end)``."""
+    stop = Window.parse(end, pd.Timestamp(end) + pd.Timedelta(seconds=1)).start
+    return Window(stop - length, stop)
+
+
+def load_training_frame(settings, window: Window) -> pd.DataFrame:
+    """Curated rows of the window with their labels; rows still without a label are left out."""
+    data = settings.data
+    storage = Storage.from_settings(settings)
+    frame = with_labels(storage.read_curated(window), storage, data)
+    if frame.empty or data.target not in frame.columns:
+        return frame
+    labelled = frame[frame[data.target].notna()].reset_index(drop=True)
+    if len(labelled) < len(frame):
+        log.info("%d of %d rows have no label yet and are left out", len(frame) - len(labelled), len(frame))
+    return labelled
+
+
+def gate_window(settings, window: Window) -> dict:
+    """The gate on the training window (labels required), with the champion's learned tolerances.
+
+    Raises:
+        DataQualityError: the window's data fails the gate.
+        ValueError: fewer rows than ``training.min_rows``.
+    """
+    frame = load_training_frame(settings, window)
+    learned = registry.champion_profile(settings.name)
+    report = quality.validate(frame, settings.data, window, learned, settings.quality, "retrain", require_target=True)
+    if len(frame) < settings.training.min_rows:
+        raise ValueError(
+            f"training window {window.as_dict()} has {len(frame)} labelled rows; training.min_rows is {settings.training.min_rows}"
+        )
+    return {"rows": len(frame), "checks": report["checks"]}
+
+
+def train_challenger(settings, window: Window, reason: str, airflow_run_id: str) -> dict:
+    """Time-based CV, a fit on the whole window, an MLflow run and a new version ``@challenger``.
+
+    Re-running the same Airflow run returns the version it registered before instead of
+    registering another.
+
+    Returns:
+        ``{"run_id", "version", "cv_mean", "valid_start", "reused"}``.
+    """
+    metric = settings.model.metric
+    found = registry.find_training_run(settings.name, airflow_run_id)
+    if found is not None:
+        folds = found["run"].data.metrics
+        log.info("run %s already registered version %d; reusing it", found["run_id"], found["version"])
+        return {
+            "run_id": found["run_id"],
+            "version": found["version"],
+            "cv_mean": folds.get(f"cv_{metric}_mean"),
+            "valid_start": found["run"].data.tags.get("driftloop.valid_start"),
+            "reused": True,
+        }
+    frame = load_training_frame(settings, window)
+    cv, comparison_model = training.cross_validate(frame, settings)
+    model = training.fit(frame, settings)
+    gate_profile = quality.profile(frame, settings.data, window)
+    png = charts.fold_chart(
+        cv.summary(), metric, f"{settings.name}: time-based CV, window {window.start:%Y-%m-%d} to {window.end:%Y-%m-%d} ({reason})"
+    )
+    info = registry.log_training_run(settings, window, reason, airflow_run_id, cv, model, comparison_model, frame, gate_profile, png)
+    valid_start = cv.folds[-1].valid_start.isoformat()
+    registry.client().set_tag(info["run_id"], "driftloop.valid_start", valid_start)
+    return {**info, "cv_mean": cv.mean, "valid_start": valid_start, "reused": False}
+
+
+def evaluate_challenger(settings, window: Window, trained: dict) -> dict:
+    """Scores the challenger's last-fold model and ``@champion`` on the same out-of-time rows.
+
+    Returns:
+        The comparison: rows, both scores, the champion's version, ``better`` and the reason.
+    """
+    champion = registry.alias_version(settings.name, registry.CHAMPION)
+    if champion is not None and champion.version == trained["version"]:
+        return {
+            "rows": 0,
+            "challenger_score": None,
+            "champion_score": None,
+            "champion_version": champion.version,
+            "better": True,
+            "reason": "this version is already champion (re-run)",
+        }
+    rows = load_training_frame(settings, Window.parse(trained["valid_start"], window.end))
+    challenger_model = registry.load_model(f"runs:/{trained['run_id']}/{registry.COMPARISON_MODEL}")
+    champion_model = registry.load_model(f"models:/{settings.name}/{champion.version}") if champion else None
+    try:
+        result = promotion.compare(settings, rows, challenger_model, champion_model, champion)
+    except promotion.PromotionRejected as err:
+        result = {
+            "rows": 0,
+            "challenger_score": None,
+            "champion_score": None,
+            "champion_version": champion.version,
+            "better": False,
+            "reason": str(err),
+        }
+    if result["challenger_score"] is not None:
+        registry.log_comparison(trained["run_id"], settings.model.metric, result)
+    log.info("comparison: %s", result["reason"])
+    return result
+
+
+def promote(settings, trained: dict, comparison: dict) -> dict:
+    """Moves ``@champion`` to the challenger when the comparison says it is better.
+
+    Returns:
+        ``{"promoted", "champion", "reason"}``.
+    """
+    if not comparison["better"]:
+        current = registry.alias_version(settings.name, registry.CHAMPION)
+        registry.client().set_model_version_tag(settings.name, str(trained["version"]), "driftloop.decision", "rejected")
+        return {"promoted": False, "champion": current.version if current else None, "reason": comparison["reason"]}
+    registry.set_champion(settings.name, trained["version"])
+    registry.client().set_model_version_tag(settings.name, str(trained["version"]), "driftloop.decision", "promoted")
+    return {"promoted": True, "champion": trained["version"], "reason": comparison["reason"]}
+
+
+def rollback(settings, version: int | None) -> dict:
+    """Points ``@champion`` back at the previous champion, or at ``version``.
+
+    Raises:
+        ValueError: there is nothing to roll back to.
+    """
+    before = registry.alias_version(settings.name, registry.CHAMPION)
+    target = registry.rollback_target(settings.name, version)
+    registry.set_champion(settings.name, target)
+    return {"from": before.version if before else None, "to": target}

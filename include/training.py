@@ -1,0 +1,194 @@
+"""Pure training logic: the model pipeline and time-based cross-validation.
+
+Nothing here touches storage or MLflow. Functions take frames and settings and return estimators,
+scores and row indices, never changing their inputs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+# The scikit-learn types a driftloop pipeline holds that skops does not trust by default. MLflow
+# serialises with skops, which refuses unnamed types; each is named here rather than falling back
+# to pickle. tests/unit/test_training.py checks the list covers both tasks' pipelines.
+SKOPS_TRUSTED_TYPES = [
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    # the ColumnTransformer keeps a partial of check_array for its input validation
+    "functools.partial",
+    "sklearn.utils.validation.check_array",
+]
+
+
+@dataclass
+class Fold:
+    """One time-ordered split: training rows all earlier than validation rows."""
+
+    number: int
+    train_index: np.ndarray
+    valid_index: np.ndarray
+    train_end: pd.Timestamp
+    valid_start: pd.Timestamp
+    valid_end: pd.Timestamp
+    score: float | None = None
+
+
+@dataclass
+class CVResult:
+    folds: list[Fold]
+    metric: str
+
+    @property
+    def scores(self) -> list[float]:
+        return [f.score for f in self.folds]
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.scores))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.scores))
+
+    def summary(self) -> list[dict]:
+        return [
+            {
+                "fold": f.number,
+                "train_rows": int(len(f.train_index)),
+                "valid_rows": int(len(f.valid_index)),
+                "train_end": f.train_end.isoformat(),
+                "valid_start": f.valid_start.isoformat(),
+                "valid_end": f.valid_end.isoformat(),
+                "score": f.score,
+            }
+            for f in self.folds
+        ]
+
+
+def build_pipeline(task: str, numeric: list[str], categorical: list[str], params: dict | None = None, seed: int = 0):
+    """Preprocessing and a histogram gradient-boosting model, as one scikit-learn ``Pipeline``.
+
+    Numeric columns pass through (the booster handles missing values); categorical columns are
+    ordinal-encoded, unseen categories becoming missing, and the booster treats them as categories.
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OrdinalEncoder
+
+    encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan, encoded_missing_value=np.nan)
+    pre = ColumnTransformer(
+        [("numeric", "passthrough", numeric), ("categorical", encoder, categorical)],
+        remainder="drop",
+        verbose_feature_names_out=False,
+    )
+    is_categorical = [False] * len(numeric) + [True] * len(categorical)
+    estimator_cls = HistGradientBoostingClassifier if task == "classification" else HistGradientBoostingRegressor
+    estimator = estimator_cls(categorical_features=is_categorical, random_state=seed, **(params or {}))
+    return Pipeline([("preprocess", pre), ("model", estimator)])
+
+
+def time_folds(timestamps: pd.Series, folds: int) -> list[Fold]:
+    """Splits rows into ``folds`` expanding-window folds ordered by event time.
+
+    Rows are ordered by time; scikit-learn's ``TimeSeriesSplit`` cuts that order; a cut that falls
+    inside a run of equal timestamps is moved later so that every training row is strictly earlier than
+    every validation row of its fold.
+
+    Raises:
+        ValueError: too few rows for the number of folds.
+    """
+    from sklearn.model_selection import TimeSeriesSplit
+
+    order = np.argsort(timestamps.to_numpy(), kind="stable")
+    if len(order) < 2 * (folds + 1):
+        raise ValueError(f"{len(order)} rows are too few for {folds} time-based folds")
+    sorted_ts = timestamps.to_numpy()[order]
+    out = []
+    for number, (train_pos, valid_pos) in enumerate(TimeSeriesSplit(n_splits=folds).split(order)):
+        cut, last = valid_pos[0], valid_pos[-1]
+        # rows sharing the last training timestamp join the training side
+        while cut <= last and sorted_ts[cut - 1] == sorted_ts[cut]:
+            cut += 1
+        if cut > last:
+            raise ValueError(f"fold {number}: every validation row shares the timestamp of a training row")
+        train_pos = np.arange(0, cut)
+        valid_pos = np.arange(cut, last + 1)
+        out.append(
+            Fold(
+                number=number,
+                train_index=order[train_pos],
+                valid_index=order[valid_pos],
+                train_end=pd.Timestamp(sorted_ts[train_pos[-1]]),
+                valid_start=pd.Timestamp(sorted_ts[valid_pos[0]]),
+                valid_end=pd.Timestamp(sorted_ts[valid_pos[-1]]),
+            )
+        )
+    return out
+
+
+def score(model, frame: pd.DataFrame, features: list[str], target: str, metric: str) -> float:
+    """Scores a fitted model with a scikit-learn scorer name (greater is better for every scorer).
+
+    Raises:
+        ValueError: the metric cannot be computed on these rows (for example one class only).
+    """
+    from sklearn.metrics import get_scorer
+
+    y = frame[target]
+    if metric.startswith("roc_auc") and y.nunique() < 2:
+        raise ValueError(f"{metric} needs both classes; the {len(y)} rows hold only {y.unique().tolist()}")
+    return float(get_scorer(metric)(model, frame[features], y))
+
+
+def cross_validate(frame: pd.DataFrame, settings) -> tuple[CVResult, object]:
+    """Time-based cross-validation of the configured pipeline on ``frame``.
+
+    Args:
+        frame: the training window's rows, with the target.
+        settings: the full Settings.
+
+    Returns:
+        The per-fold result, and the model of the last fold (trained only on rows earlier than
+        the last fold's validation rows), which promotion scores on those out-of-time rows.
+    """
+    data, model_cfg = settings.data, settings.model
+    folds = time_folds(frame[data.timestamp], settings.training.folds)
+    last_model = None
+    for fold in folds:
+        model = build_pipeline(model_cfg.task, data.numeric, data.categorical, model_cfg.params, settings.training.seed)
+        train = frame.iloc[fold.train_index]
+        model.fit(train[data.features], train[data.target])
+        try:
+            fold.score = score(model, frame.iloc[fold.valid_index], data.features, data.target, model_cfg.metric)
+        except ValueError as err:
+            raise ValueError(f"fold {fold.number} ({fold.valid_start} to {fold.valid_end}): {err}") from None
+        log.info(
+            "fold %d: %s = %.4f (%d train rows, %d validation rows)",
+            fold.number,
+            model_cfg.metric,
+            fold.score,
+            len(fold.train_index),
+            len(fold.valid_index),
+        )
+        last_model = model
+    return CVResult(folds=folds, metric=model_cfg.metric), last_model
+
+
+def fit(frame: pd.DataFrame, settings):
+    """Fits the configured pipeline on every row of ``frame``."""
+    data, model_cfg = settings.data, settings.model
+    model = build_pipeline(model_cfg.task, data.numeric, data.categorical, model_cfg.params, settings.training.seed)
+    return model.fit(frame[data.features], frame[data.target])
+
+
+def predict(model, frame: pd.DataFrame, features: list[str], task: str) -> np.ndarray:
+    """Scores rows: the probability of the positive class for classifiers, the value for regressors."""
+    if task == "classification":
+        return model.predict_proba(frame[features])[:, 1]
+    return model.predict(frame[features])

@@ -1,0 +1,50 @@
+"""Which window a run works on. Pure: takes what the run knows, returns a ``Window``.
+
+Airflow 3 gives manual and asset-triggered runs no data interval, and cron runs a zero-length one
+unless their timetable makes intervals. So the window travels explicitly: in the run conf (or the
+UI form's Params, which carry the same keys), in the curated Asset event's ``extra``, or in the
+data interval of a scheduled run, checked in that order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from include.storage import Window
+
+
+class NoWindow(ValueError):
+    """The run carries no window."""
+
+
+def interval_window(params: dict, extras: Iterable[dict] = (), interval: tuple | None = None) -> Window:
+    """The ``[start, end)`` of an ingest or monitor run.
+
+    Args:
+        params: the run's params / conf; ``start`` and ``end`` (ISO strings) win when both are set.
+        extras: ``extra`` dicts of the Asset events that triggered the run; their windows are
+            joined (several ingest runs may be coalesced into one monitor run).
+        interval: ``(data_interval_start, data_interval_end)`` of a scheduled run.
+
+    Raises:
+        NoWindow: none of these gives a window of positive length.
+    """
+    if params.get("start") and params.get("end"):
+        return Window.parse(params["start"], params["end"])
+    if params.get("start") or params.get("end"):
+        raise NoWindow("give both 'start' and 'end' in the run conf, or neither")
+    spans = [Window.parse(e["start"], e["end"]) for e in extras if e and e.get("start") and e.get("end")]
+    if spans:
+        return Window(min(s.start for s in spans), max(s.end for s in spans))
+    if interval and interval[0] is not None and interval[1] is not None and interval[1] > interval[0]:
+        return Window.parse(interval[0], interval[1])
+    raise NoWindow('this run has no window: trigger it with conf {"start": ISO, "end": ISO}')
+
+
+def retrain_end(params: dict, scheduled_end, run_after) -> str:
+    """The training window's end: conf ``end``, else the scheduled time, else when the run was
+    requested (a manual trigger without an end trains up to that moment)."""
+    for candidate in (params.get("end"), scheduled_end, run_after):
+        if candidate:
+            return Window.parse(candidate, "2999-01-01").start.isoformat()
+    raise NoWindow('this run has no end: trigger it with conf {"end": ISO}')

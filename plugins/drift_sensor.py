@@ -1,0 +1,44 @@
+"""The DriftSensor: waits until the monitor's verdicts call for a retrain.
+
+``poke`` delegates to ``include.monitoring.find_pending_drift`` (unit-tested there); the sensor
+only adds Airflow's waiting: ``mode="reschedule"`` frees the worker slot between pokes, and the
+timeout is explicit.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+
+
+class DriftSensor(BaseSensorOperator):
+    """Succeeds with the pending drift (``{"end", "end_key", "verdicts", ...}``) as its XCom value
+    when the latest ``monitoring.consecutive`` verdicts are drifted, unhandled and outside the
+    cooldown.
+
+    Args:
+        config_path: a config file; by default the one ``DRIFTLOOP_CONFIG`` names.
+    """
+
+    template_fields = ("config_path",)
+
+    def __init__(self, *, config_path: str | None = None, **kwargs) -> None:
+        kwargs.setdefault("mode", "reschedule")
+        kwargs.setdefault("timeout", timedelta(minutes=50))
+        kwargs.setdefault("poke_interval", 60)
+        super().__init__(**kwargs)
+        self.config_path = config_path
+
+    def poke(self, context) -> PokeReturnValue:
+        from include.config import load_settings
+        from include.monitoring import find_pending_drift
+        from include.storage import Window
+
+        pending = find_pending_drift(load_settings(self.config_path))
+        if pending is None:
+            self.log.info("no pending drift")
+            return PokeReturnValue(is_done=False)
+        pending["end_key"] = Window.parse(pending["end"], "2999-01-01").key.split("__")[0]
+        self.log.info("drift to answer: %s", pending)
+        return PokeReturnValue(is_done=True, xcom_value=pending)

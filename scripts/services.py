@@ -1,0 +1,208 @@
+"""Starts and stops the local services of the demo and the end-to-end test: an MLflow tracking
+server (SQLite backend, artifacts served by the server) and ``airflow standalone`` (scheduler,
+dag-processor, api-server, triggerer; LocalExecutor on SQLite).
+
+Homes live inside the project (git-ignored): ``.mlflow/`` and ``.airflow/``, unless a
+``--home`` is given (the e2e test uses a temporary one). The Airflow admin password is generated
+on first start and written to ``<home>/airflow/simple_auth_manager_passwords.json.generated``.
+
+    python scripts/services.py start [--home DIR] [--airflow-port 8080] [--mlflow-port 5500]
+    python scripts/services.py stop  [--home DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Services:
+    home: Path
+    airflow_port: int
+    mlflow_port: int
+    config: Path
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.home / "airflow"
+
+    @property
+    def mlflow_home(self) -> Path:
+        return self.home / "mlflow"
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.airflow_port}"
+
+    @property
+    def mlflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.mlflow_port}"
+
+    @property
+    def password_file(self) -> Path:
+        return self.airflow_home / "simple_auth_manager_passwords.json.generated"
+
+    def password(self) -> str:
+        return json.loads(self.password_file.read_text())["admin"]
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",
+                "PYTHONPATH": str(ROOT),
+                "DRIFTLOOP_CONFIG": str(self.config),
+                "MLFLOW_TRACKING_URI": self.mlflow_url,
+                "MLFLOW_DISABLE_TELEMETRY": "true",
+                "GX_ANALYTICS_ENABLED": "false",
+                "DO_NOT_TRACK": "1",
+                "AIRFLOW_HOME": str(self.airflow_home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+                "AIRFLOW__CORE__PARALLELISM": "8",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+                "AIRFLOW__API__PORT": str(self.airflow_port),
+                "AIRFLOW__API__BASE_URL": self.airflow_url,
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.airflow_url}/execution/",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
+                "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
+                "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            }
+        )
+        return env
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float, what: str, log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status < 500:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            pass
+        time.sleep(1)
+    hint = f"; see {log}" if log else ""
+    raise RuntimeError(f"{what} did not answer at {url} within {timeout:.0f} s{hint}")
+
+
+def _spawn(cmd: list[str], env: dict, log: Path, pidfile: Path) -> int:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT, start_new_session=True
+        )
+    pidfile.write_text(str(proc.pid))
+    return proc.pid
+
+
+def start_mlflow(svc: Services) -> None:
+    svc.mlflow_home.mkdir(parents=True, exist_ok=True)
+    if not port_is_free(svc.mlflow_port):
+        raise RuntimeError(f"port {svc.mlflow_port} is taken: stop what runs there or choose --mlflow-port")
+    cmd = [
+        str(VENV_BIN / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{svc.mlflow_home / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(svc.mlflow_home / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(svc.mlflow_port),
+        "--workers",
+        "2",
+    ]
+    log = svc.mlflow_home / "server.log"
+    _spawn(cmd, svc.env(), log, svc.home / "mlflow.pid")
+    wait_http(f"{svc.mlflow_url}/health", 120, "MLflow", log)
+
+
+def start_airflow(svc: Services) -> None:
+    svc.airflow_home.mkdir(parents=True, exist_ok=True)
+    if not port_is_free(svc.airflow_port):
+        raise RuntimeError(f"port {svc.airflow_port} is taken: stop what runs there or choose --airflow-port")
+    if not svc.password_file.exists():
+        svc.password_file.write_text(json.dumps({"admin": secrets.token_urlsafe(12)}))
+        svc.password_file.chmod(0o600)
+    log = svc.airflow_home / "standalone.log"
+    _spawn([str(VENV_BIN / "airflow"), "standalone"], svc.env(), log, svc.home / "airflow.pid")
+    wait_http(f"{svc.airflow_url}/api/v2/monitor/health", 240, "Airflow", log)
+
+
+def start(svc: Services) -> None:
+    svc.home.mkdir(parents=True, exist_ok=True)
+    start_mlflow(svc)
+    start_airflow(svc)
+
+
+def stop(home: Path) -> list[str]:
+    """Stops what ``start`` started under ``home`` (whole process groups). Returns what it stopped."""
+    stopped = []
+    for name in ("airflow", "mlflow"):
+        pidfile = home / f"{name}.pid"
+        if not pidfile.exists():
+            continue
+        pid = int(pidfile.read_text())
+        try:
+            os.killpg(pid, signal.SIGTERM)
+            for _ in range(30):
+                time.sleep(0.5)
+                os.killpg(pid, 0)
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        pidfile.unlink()
+        stopped.append(name)
+    return stopped
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=["start", "stop"])
+    parser.add_argument("--home", type=Path, default=ROOT / ".services")
+    parser.add_argument("--airflow-port", type=int, default=8080)
+    parser.add_argument("--mlflow-port", type=int, default=5500)
+    parser.add_argument("--config", type=Path, default=ROOT / "include" / "demo.yaml")
+    args = parser.parse_args()
+    if args.action == "stop":
+        stopped = stop(args.home)
+        print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+        return
+    svc = Services(args.home, args.airflow_port, args.mlflow_port, args.config)
+    start(svc)
+    print(f"Airflow {svc.airflow_url} (admin / {svc.password()}), MLflow {svc.mlflow_url}")
+
+
+if __name__ == "__main__":
+    main()

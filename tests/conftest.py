@@ -1,0 +1,69 @@
+"""Shared test setup. Airflow reads its configuration when first imported, so its environment
+is fixed here, before any test module imports it: a throw-away AIRFLOW_HOME, no example DAGs,
+this checkout's dags/ and plugins/. Telemetry is off in every process (there is no network)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_HOME = Path(tempfile.mkdtemp(prefix="driftloop-airflow-"))
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_HOME),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "GX_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }
+)
+for path in (str(ROOT), str(ROOT / "plugins")):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+DEMO_CONFIG = ROOT / "include" / "demo.yaml"
+
+
+def write_config(folder: Path, name: str = "car_loans", **overrides) -> Path:
+    """A config like the demo's, with storage and landing inside ``folder``."""
+    import yaml
+
+    raw = yaml.safe_load(DEMO_CONFIG.read_text())
+    raw["name"] = name
+    raw["storage"] = str(folder / "store")
+    raw["data"]["landing"] = str(folder / "landing")
+    for dotted, value in overrides.items():
+        node = raw
+        *parents, leaf = dotted.split("__")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    path = folder / "driftloop.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch):
+    """Settings of a fresh project in ``tmp_path`` (also exported as DRIFTLOOP_CONFIG)."""
+    from include.config import load_settings
+
+    path = write_config(tmp_path)
+    monkeypatch.setenv("DRIFTLOOP_CONFIG", str(path))
+    return load_settings(path)
+
+
+@pytest.fixture(scope="session")
+def stream():
+    """Six weeks of simulated applications from Monday 2026-01-05; drift from 2026-02-02."""
+    from include.simulator import StreamSpec, simulate
+
+    return simulate(StreamSpec(start=datetime(2026, 1, 5), days=42, drift_start=datetime(2026, 2, 2), rows_per_day=150))

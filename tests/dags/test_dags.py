@@ -1,0 +1,151 @@
+"""DAG integrity: the bag imports, the ids and wiring of the contract, and light DAG files."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DAG_IDS = {"ingest", "monitor", "drift_watch", "retrain", "rollback"}
+
+
+@pytest.fixture(scope="module")
+def bag():
+    from airflow.models import DagBag
+
+    return DagBag(dag_folder=str(ROOT / "dags"))
+
+
+def test_no_import_errors(bag):
+    assert bag.import_errors == {}
+
+
+def test_the_contract_dag_ids(bag):
+    assert set(bag.dag_ids) == DAG_IDS
+
+
+def edges(dag):
+    return {(up, t.task_id) for t in dag.tasks for up in t.upstream_task_ids}
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "expected"),
+    [
+        ("ingest", {("window", "gate"), ("window", "publish"), ("gate", "publish")}),
+        ("monitor", {("window", "score"), ("window", "drift"), ("score", "drift")}),
+        ("drift_watch", {("wait_for_drift", "trigger_retrain"), ("wait_for_drift", "mark_handled"), ("trigger_retrain", "mark_handled")}),
+        (
+            "retrain",
+            {
+                ("window", "gate"),
+                ("window", "train"),
+                ("gate", "train"),
+                ("window", "evaluate"),
+                ("train", "evaluate"),
+                ("evaluate", "route"),
+                ("route", "approval"),
+                ("route", "promote"),
+                ("approval", "promote"),
+                ("train", "promote"),
+                ("evaluate", "promote"),
+            },
+        ),
+        ("rollback", set()),
+    ],
+)
+def test_tasks_and_edges(bag, dag_id, expected):
+    dag = bag.dags[dag_id]
+    assert edges(dag) == expected
+    assert {t for e in expected for t in e} <= set(dag.task_ids)
+
+
+def test_tags_owner_retries_docs(bag):
+    for dag in bag.dags.values():
+        assert "driftloop" in dag.tags
+        assert dag.doc_md and dag.dag_id in dag.doc_md
+        for t in dag.tasks:
+            assert t.owner == "driftloop"
+        retried = [t for t in dag.tasks if t.retries > 0]
+        assert retried or dag.dag_id == "rollback", dag.dag_id
+
+
+def test_gates_are_not_retried(bag):
+    # a bad batch does not get better by waiting: the gate fails once, loudly
+    assert bag.dags["ingest"].get_task("gate").retries == 0
+    assert bag.dags["retrain"].get_task("gate").retries == 0
+
+
+def test_run_conf_params(bag):
+    assert set(bag.dags["ingest"].params) == {"start", "end"}
+    assert set(bag.dags["monitor"].params) == {"start", "end"}
+    assert set(bag.dags["retrain"].params) == {"end", "window", "reason"}
+    assert set(bag.dags["rollback"].params) == {"version"}
+
+
+def test_monitor_runs_on_curated_and_drift_watch_on_verdicts(bag):
+    from airflow.sdk import Asset
+
+    assert bag.dags["ingest"].get_task("publish").outlets == [Asset(name="driftloop_curated", uri="x-driftloop://curated")]
+    assert "driftloop_curated" in repr(bag.dags["monitor"].timetable.asset_condition)
+    assert "driftloop_verdicts" in repr(bag.dags["drift_watch"].timetable.asset_condition)
+
+
+def test_drift_sensor_is_rescheduling_with_timeout(bag):
+    sensor = bag.dags["drift_watch"].get_task("wait_for_drift")
+    assert type(sensor).__name__ == "DriftSensor"
+    assert sensor.mode == "reschedule" and sensor.soft_fail and 0 < sensor.timeout <= 24 * 3600
+
+
+def test_schedules_follow_the_config(tmp_path):
+    """With the defaults, ingest runs daily over its data interval and retrain weekly."""
+    from tests.conftest import write_config
+
+    path = write_config(tmp_path, schedule={"ingest": "@daily", "retrain": "@weekly", "start_date": "2026-01-01"})
+    code = (
+        "from airflow.models import DagBag; b = DagBag(dag_folder='dags'); "
+        "print(type(b.dags['ingest'].timetable).__name__, type(b.dags['retrain'].timetable).__name__, len(b.import_errors))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DRIFTLOOP_CONFIG": str(path)},
+        check=True,
+    )
+    assert out.stdout.split()[-3:] == ["CronDataIntervalTimetable", "CronTriggerTimetable", "0"]
+
+
+HEAVY = ("pandas", "sklearn", "mlflow", "great_expectations", "evidently", "matplotlib")
+
+
+@pytest.mark.parametrize("dag_file", sorted(p.name for p in (ROOT / "dags").glob("*.py")))
+def test_dag_files_do_not_import_heavy_libraries(dag_file):
+    code = f"import sys, runpy; runpy.run_path(sys.argv[1]); print(' '.join(m for m in {HEAVY!r} if m in sys.modules) or 'light')"
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(ROOT / "dags" / dag_file)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'plugins'}"},
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "light"
+
+
+def test_dags_import_from_outside_the_checkout(tmp_path):
+    """As DESIGN.md promises: Airflow pointed at the checkout from elsewhere, root on PYTHONPATH."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "AIRFLOW_HOME": str(tmp_path / "home"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "PYTHONPATH": str(ROOT),
+    }
+    code = "from airflow.models import DagBag; b = DagBag(); print(sorted(b.dag_ids), b.import_errors)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == f"{sorted(DAG_IDS)} {{}}"

@@ -1,0 +1,125 @@
+import subprocess
+import sys
+import textwrap
+from datetime import timedelta
+
+import pytest
+
+from include.config import ConfigError, load_dag_settings, load_settings, parse_duration, settings_from_dict
+
+MINIMAL = textwrap.dedent(
+    """
+    name: car_loans            # MLflow experiment and registered-model name
+    storage: .driftloop        # root for curated data, quarantine, predictions, reports (path or fsspec URL)
+    data:
+      landing: data/landing    # where batch files (*.csv, *.parquet) land (path or fsspec URL)
+      timestamp: timestamp     # event-time column
+      id: id                   # unique row id
+      target: repaid           # label column (may be absent from batches when labels arrive later)
+      labels: null             # optional folder of later-arriving labels: files with id + target
+      numeric: [car_value, debt_to_income_ratio]
+      categorical: [salary_range]
+    model:
+      task: classification     # or regression
+      metric: roc_auc          # primary metric, a scikit-learn scorer name
+    training:
+      window: 90D              # history each retrain uses
+      folds: 5                 # time-based cross-validation folds
+    promotion:
+      mode: auto               # auto | approval
+    monitoring:
+      drift_share: 0.5         # share of drifted features that makes a batch "drifted"
+      cooldown: 7D             # no drift-started retrain sooner than this after the last one
+    """
+)
+
+
+def test_minimal_contract_form_is_accepted_as_written(tmp_path):
+    path = tmp_path / "car_loans.yaml"
+    path.write_text(MINIMAL)
+    s = load_settings(path)
+    assert s.name == "car_loans"
+    assert s.training.window == timedelta(days=90) and s.training.folds == 5
+    assert s.monitoring.cooldown == timedelta(days=7) and s.monitoring.drift_share == 0.5
+    assert s.data.features == ["car_value", "debt_to_income_ratio", "salary_range"]
+    # relative paths are anchored at the YAML file's folder
+    assert s.storage == str(tmp_path / ".driftloop")
+    assert s.data.landing == str(tmp_path / "data" / "landing")
+
+
+def test_env_variable_chooses_the_file(tmp_path, monkeypatch):
+    path = tmp_path / "x.yaml"
+    path.write_text(MINIMAL.replace("car_loans", "other_model", 1))
+    monkeypatch.setenv("DRIFTLOOP_CONFIG", str(path))
+    assert load_settings().name == "other_model"
+
+
+def test_default_is_the_demo_file(monkeypatch):
+    monkeypatch.delenv("DRIFTLOOP_CONFIG", raising=False)
+    s = load_settings()
+    assert s.name == "car_loans" and s.source.endswith("include/demo.yaml")
+
+
+def test_urls_are_kept_as_written(tmp_path):
+    raw = __import__("yaml").safe_load(MINIMAL)
+    raw["storage"] = "memory://bucket/driftloop"
+    assert settings_from_dict(raw, tmp_path).storage == "memory://bucket/driftloop"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda r: r["data"].pop("timestamp"), r"data\.timestamp: required key is missing"),
+        (lambda r: r.pop("model"), r"model: required key is missing"),
+        (lambda r: r["training"].update(window="ninety days"), r"training\.window: .*not a duration"),
+        (lambda r: r["model"].update(metric="accuracy_typo"), r"model\.metric: .*not a scikit-learn scorer"),
+        (lambda r: r["promotion"].update(mode="sometimes"), r"promotion\.mode"),
+        (lambda r: r["monitoring"].update(drift_sharee=0.3), r"monitoring\.drift_sharee: unknown key"),
+        (lambda r: r["data"].update(numeric=["id"]), r"columns named twice"),
+        (lambda r: r["training"].update(folds=1), r"training\.folds"),
+    ],
+)
+def test_wrong_or_incomplete_config_names_the_key(tmp_path, edit, message):
+    raw = __import__("yaml").safe_load(MINIMAL)
+    edit(raw)
+    with pytest.raises(ConfigError, match=message):
+        settings_from_dict(raw, tmp_path, "test.yaml")
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("90D", timedelta(days=90)), ("12h", timedelta(hours=12)), ("2W", timedelta(weeks=2)), (3, timedelta(days=3))]
+)
+def test_parse_duration(text, expected):
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0D", "D", "90 days", "-1D"])
+def test_parse_duration_rejects(text):
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_dag_settings_load_without_heavy_imports(tmp_path):
+    """DAG files read the schedule at parse time: that must not import scikit-learn or pandas."""
+    code = (
+        "import sys; from include.config import load_dag_settings; s = load_dag_settings(); "
+        "print(s.schedule.ingest, sorted(m for m in ('sklearn', 'pandas', 'mlflow') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"PYTHONPATH": ".", "PATH": ""})
+    assert out.stdout.split() == ["None", "[]"]
+
+
+def test_dag_settings_name_bad_keys(tmp_path):
+    path = tmp_path / "x.yaml"
+    path.write_text(MINIMAL + "schedule:\n  ingest: 5\n  when: never\n")
+    with pytest.raises(ConfigError, match=r"schedule\.when: unknown key"):
+        load_dag_settings(path)

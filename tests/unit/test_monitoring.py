@@ -1,0 +1,119 @@
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+
+from include import charts, monitoring
+from include.storage import Storage
+
+
+def verdict(start, end, drift, handled=None, share=0.6, version=1, live=0.7):
+    return {
+        "start": start,
+        "end": end,
+        "drift": drift,
+        "handled": handled,
+        "drift_share": share if drift else 0.1,
+        "model_version": version,
+        "live_metric": live,
+    }
+
+
+WEEKS = [f"2026-0{m}-{d:02d}T00:00:00+00:00" for m, d in ((1, 5), (1, 12), (1, 19), (1, 26), (2, 2), (2, 9))]
+
+
+def test_drift_decision_uses_the_share():
+    cols = {"a": {"drifted": True}, "b": {"drifted": False}, "c": {"drifted": True}, "d": {"drifted": False}}
+    assert monitoring.drift_decision(cols, 0.5) == {"drift": True, "drift_share": 0.5, "drifted_columns": 2, "drifted": ["a", "c"]}
+    assert monitoring.drift_decision(cols, 0.75)["drift"] is False
+
+
+@pytest.mark.parametrize(
+    ("flags", "consecutive", "expected_end"),
+    [
+        ([False, False, True], 1, WEEKS[3]),
+        ([False, False, True], 2, None),
+        ([False, True, True], 2, WEEKS[3]),
+        ([True, True, False], 1, None),
+    ],
+)
+def test_pending_drift_needs_consecutive_drifted_verdicts(flags, consecutive, expected_end):
+    vs = [verdict(WEEKS[i], WEEKS[i + 1], f) for i, f in enumerate(flags)]
+    pending = monitoring.pending_drift(vs, consecutive, timedelta(days=7), [])
+    assert (pending or {}).get("end") == expected_end
+    if pending:
+        assert len(pending["verdicts"]) == consecutive
+
+
+def test_handled_drift_is_not_answered_twice():
+    vs = [verdict(WEEKS[0], WEEKS[1], True, handled="drift__x")]
+    assert monitoring.pending_drift(vs, 1, timedelta(days=7), []) is None
+
+
+def test_cooldown_in_event_time():
+    vs = [verdict(WEEKS[i], WEEKS[i + 1], True) for i in range(4)]
+    triggers = [{"end": WEEKS[3], "verdicts": [], "retrain_run_id": "drift__a"}]
+    # latest verdict ends one week after the last drift retrain: 7D cooldown allows it, 8D not
+    assert monitoring.pending_drift(vs, 1, timedelta(days=7), triggers)["end"] == WEEKS[4]
+    assert monitoring.pending_drift(vs, 1, timedelta(days=8), triggers) is None
+
+
+def test_mark_handled_is_idempotent(settings):
+    storage = Storage.from_settings(settings)
+    from include.storage import Window
+
+    for i in range(2):
+        w = Window.parse(WEEKS[i], WEEKS[i + 1])
+        storage.write_json(verdict(WEEKS[i], WEEKS[i + 1], True), storage.verdict_path(w))
+    pending = monitoring.find_pending_drift(
+        settings.model_copy(update={"monitoring": settings.monitoring.model_copy(update={"consecutive": 2})})
+    )
+    assert pending["end"] == WEEKS[2]
+    monitoring.mark_handled(settings, pending, "drift__1")
+    monitoring.mark_handled(settings, pending, "drift__1")
+    verdicts, triggers = monitoring.drift_state(settings)
+    assert len(triggers) == 1 and all(v["handled"] == "drift__1" for v in verdicts)
+    assert monitoring.find_pending_drift(settings) is None
+
+
+def test_evidently_sees_the_simulated_drift(stream, settings):
+    before = stream[stream.timestamp < "2026-01-26"]
+    same = stream[(stream.timestamp >= "2026-01-26") & (stream.timestamp < "2026-02-02")]
+    after = stream[stream.timestamp >= "2026-02-02"]
+    stable, html = monitoring.evidently_drift(before, same, settings.data, 0.5)
+    drifted, _ = monitoring.evidently_drift(before, after, settings.data, 0.5)
+    assert set(stable) == set(settings.data.features)
+    assert monitoring.drift_decision(stable, 0.5)["drift"] is False
+    decision = monitoring.drift_decision(drifted, 0.5)
+    assert decision["drift"] is True and {"car_value", "debt_to_income_ratio"} <= set(decision["drifted"])
+    assert "<html" in html.lower()
+
+
+def test_labels_arriving_later_fill_the_target(tmp_path, settings, stream):
+    labels_dir = tmp_path / "labels"
+    labels_dir.mkdir()
+    batch = stream.head(10).copy()
+    batch[["id", "repaid"]].iloc[:6].to_csv(labels_dir / "l.csv", index=False)
+    data = settings.data.model_copy(update={"labels": str(labels_dir)})
+    storage = Storage(settings.storage, settings.data.landing, "timestamp", str(labels_dir))
+    unlabelled = batch.drop(columns=["repaid"])
+    filled = monitoring.with_labels(unlabelled, storage, data)
+    assert filled.repaid.notna().sum() == 6 and list(filled.id) == list(batch.id)
+    partly = batch.assign(repaid=[None] * 3 + list(batch.repaid.iloc[3:]))
+    merged = monitoring.with_labels(partly, storage, data)
+    assert merged.repaid.tolist() == batch.repaid.tolist()
+
+
+def test_charts_are_png():
+    vs = [verdict(WEEKS[i], WEEKS[i + 1], i > 2, version=1 + (i > 3)) for i in range(5)]
+    assert charts.drift_chart(vs, 0.5, "roc_auc")[:8] == b"\x89PNG\r\n\x1a\n"
+    folds = [{"fold": i, "valid_start": "2026-01-01", "valid_end": "2026-01-02", "score": 0.7 + i / 100} for i in range(3)]
+    assert charts.fold_chart(folds, "roc_auc", "t")[:4] == b"\x89PNG"
+    assert charts.drift_chart([], 0.5, "m") is None
+
+
+def test_frames_not_changed_by_with_labels(settings, stream):
+    frame = stream.head(5)
+    copy = frame.copy()
+    monitoring.with_labels(frame, Storage.from_settings(settings), settings.data)
+    pd.testing.assert_frame_equal(frame, copy)

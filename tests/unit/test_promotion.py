@@ -1,0 +1,59 @@
+import pandas as pd
+import pytest
+
+from include import promotion, training
+from include.registry import VersionInfo
+
+
+@pytest.mark.parametrize(
+    ("challenger", "champion", "margin", "promote"),
+    [
+        (0.8, None, 0.0, True),
+        (0.8, 0.7, 0.0, True),
+        (0.7, 0.7, 0.0, False),
+        (0.71, 0.7, 0.02, False),
+        (0.6, 0.7, 0.0, False),
+        (-2.0, -3.0, 0.5, True),
+    ],
+)
+def test_decide(challenger, champion, margin, promote):
+    d = promotion.decide(challenger, champion, margin, "m")
+    assert d.promote is promote
+    assert f"{challenger:.4f}" in d.reason
+
+
+def test_comparison_rows_leave_out_the_champions_training_rows(stream):
+    rows = promotion.comparison_rows(stream, "timestamp", "2026-02-02T00:00:00+00:00")
+    assert rows.timestamp.min() >= pd.Timestamp("2026-02-02", tz="UTC")
+    assert len(promotion.comparison_rows(stream, "timestamp", None)) == len(stream)
+
+
+@pytest.fixture
+def models(stream, settings):
+    old = training.fit(stream[stream.timestamp < "2026-01-26"], settings)
+    new = training.fit(stream[(stream.timestamp >= "2026-02-02") & (stream.timestamp < "2026-02-09")], settings)
+    return old, new
+
+
+def test_compare_on_drifted_rows_prefers_the_model_that_saw_the_drift(stream, settings, models):
+    old, new = models
+    champion = VersionInfo(1, "r", "2025-12-29T00:00:00+00:00", "2026-01-26T00:00:00+00:00", "initial")
+    rows = stream[stream.timestamp >= "2026-02-09"]
+    result = promotion.compare(settings, rows, new, old, champion)
+    assert result["better"] and result["challenger_score"] > result["champion_score"]
+    assert result["rows"] == len(rows) and result["champion_version"] == 1
+    # and the other way round it is refused
+    assert not promotion.compare(settings, rows, old, new, champion)["better"]
+
+
+def test_compare_refuses_without_out_of_time_rows(stream, settings, models):
+    old, new = models
+    champion = VersionInfo(1, "r", "2026-01-01T00:00:00+00:00", "2026-03-01T00:00:00+00:00", "initial")
+    with pytest.raises(promotion.PromotionRejected, match=r"only 0 out-of-time rows .* v1"):
+        promotion.compare(settings, stream, new, old, champion)
+
+
+def test_first_challenger_wins_without_champion(stream, settings, models):
+    _, new = models
+    result = promotion.compare(settings, stream[stream.timestamp >= "2026-02-09"], new, None, None)
+    assert result["better"] and result["champion_score"] is None

@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+
+from include import quality
+from include.simulator import corrupt
+from include.storage import Window
+
+WEEK1 = Window.parse("2026-01-05", "2026-01-12")
+WEEK2 = Window.parse("2026-01-12", "2026-01-19")
+
+
+@pytest.fixture
+def week1(stream):
+    return stream[WEEK1.contains(stream.timestamp)].reset_index(drop=True)
+
+
+@pytest.fixture
+def week2(stream):
+    return stream[WEEK2.contains(stream.timestamp)].reset_index(drop=True)
+
+
+@pytest.fixture
+def learned(week1, settings):
+    return quality.profile(week1, settings.data, WEEK1)
+
+
+def test_good_batch_passes_with_and_without_profile(settings, week2, learned):
+    assert quality.validate(week2, settings.data, WEEK2, None, settings.quality, "ingest")["failed"] == 0
+    report = quality.validate(week2, settings.data, WEEK2, learned, settings.quality, "ingest")
+    assert report["failed"] == 0 and report["checks"] > 20
+
+
+def test_profile_learns_ranges_nulls_categories_rows(learned, week1):
+    assert learned["rows"] == len(week1)
+    assert learned["columns"]["car_value"]["min"] == pytest.approx(week1.car_value.min())
+    assert learned["columns"]["region"]["categories"] == ["east", "north", "south", "west"]
+    assert learned["rows_per_day"] == pytest.approx(len(week1) / 7)
+
+
+def fail(settings, frame, window, learned=None, **kw):
+    with pytest.raises(quality.DataQualityError) as info:
+        quality.validate(frame, settings.data, window, learned, settings.quality, "ingest", **kw)
+    return info.value
+
+
+def test_negative_values_name_column_rule_and_numbers(settings, week2, learned):
+    err = fail(settings, corrupt(week2), WEEK2, learned)
+    msg = str(err)
+    assert "column 'car_value': expect_column_values_to_be_between" in msg
+    bad = (corrupt(week2).car_value < 0).sum()
+    assert f"{bad} of {len(week2)} rows" in msg and "-1.0" in msg
+    failed = [r for r in err.report["results"] if not r["success"]]
+    assert failed[0]["example_ids"] and failed[0]["source"] == "profile"
+
+
+def test_config_checks_before_any_champion(settings, week2):
+    frame = week2.drop(columns=["age"]).assign(credit_score="high")
+    frame.loc[1, "id"] = frame.loc[0, "id"]
+    msg = str(fail(settings, frame, WEEK2))
+    assert "required columns missing: ['age']" in msg
+    assert "column 'credit_score': expect_column_values_to_be_in_type_list" in msg
+    assert "column 'id': expect_column_values_to_be_unique" in msg
+
+
+def test_timestamps_outside_the_window(settings, week2):
+    msg = str(fail(settings, week2, WEEK1))
+    assert "column 'timestamp': expect_column_values_to_be_between" in msg and f"{len(week2)} of {len(week2)} rows" in msg
+
+
+def test_empty_batch_fails(settings, week2):
+    msg = str(fail(settings, week2.iloc[0:0], WEEK2))
+    assert "expect_table_row_count_to_be_between" in msg
+
+
+def test_unknown_category_and_nulls_beyond_tolerance(settings, week2, learned):
+    frame = week2.copy()
+    frame.loc[: len(frame) // 5, "region"] = "atlantis"
+    frame.loc[: len(frame) // 4, "debt_to_income_ratio"] = np.nan
+    msg = str(fail(settings, frame, WEEK2, learned))
+    assert "column 'region': expect_column_values_to_be_in_set" in msg and "atlantis" in msg
+    assert "column 'debt_to_income_ratio': expect_column_values_to_not_be_null" in msg
+
+
+def test_row_count_tolerance(settings, week2, learned):
+    msg = str(fail(settings, week2.iloc[:20], WEEK2, learned))
+    assert "expect_table_row_count_to_be_between" in msg and "observed 20" in msg
+
+
+def test_training_gate_requires_labels(settings, week2):
+    msg = str(fail(settings, week2.drop(columns=["repaid"]), WEEK2, require_target=True))
+    assert "required columns missing: ['repaid']" in msg
+
+
+def test_markdown_report_lists_every_check(settings, week2, learned):
+    err = fail(settings, corrupt(week2), WEEK2, learned)
+    md = quality.report_markdown(err.report)
+    assert md.startswith("# ingest gate: FAILED")
+    assert md.count("\n| ") == err.report["checks"] + 1
+    assert "| car_value | expect_column_values_to_be_between | profile | FAILED |" in md

@@ -1,0 +1,91 @@
+import pandas as pd
+import pytest
+
+from include.simulator import write_daily_batches
+from include.storage import Storage, Window, normalize_timestamps
+
+WEEK1 = Window.parse("2026-01-05", "2026-01-12")
+
+
+@pytest.fixture
+def store(tmp_path, stream):
+    write_daily_batches(stream[stream.timestamp < "2026-01-19"], str(tmp_path / "landing"))
+    return Storage(str(tmp_path / "store"), str(tmp_path / "landing"), "timestamp")
+
+
+def test_read_landing_is_half_open(store, stream):
+    rows = store.read_landing(Window.parse("2026-01-05T12:00", "2026-01-07T12:00"))
+    expected = stream[(stream.timestamp >= "2026-01-05T12:00Z") & (stream.timestamp < "2026-01-07T12:00Z")]
+    assert sorted(rows.id) == sorted(expected.id)
+    assert str(rows.timestamp.dt.tz) == "UTC"
+
+
+def test_manifest_opens_each_file_once(store, monkeypatch):
+    store.read_landing(WEEK1)
+    opened = []
+    original = store._read_landing_file
+    monkeypatch.setattr(store, "_read_landing_file", lambda name, columns=None: opened.append(name) or original(name, columns))
+    store.read_landing(Window.parse("2026-01-12", "2026-01-14"))
+    # only the two overlapping day files are read; none is re-indexed
+    assert len(opened) == 2 and all("2026-01-1" in n for n in opened)
+
+
+def test_manifest_picks_up_new_and_changed_files(store, tmp_path, stream):
+    extra = stream[(stream.timestamp >= "2026-01-19") & (stream.timestamp < "2026-01-20")]
+    extra.to_csv(tmp_path / "landing" / "late.csv", index=False)
+    rows = store.read_landing(Window.parse("2026-01-19", "2026-01-20"))
+    assert len(rows) == len(extra)
+    assert any(name.endswith("late.csv") for name in store.landing_manifest())
+
+
+def test_landing_files_are_never_changed(store, tmp_path):
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "landing").iterdir()}
+    frame = store.read_landing(WEEK1)
+    store.write_curated(frame, WEEK1, "id")
+    store.quarantine(frame, WEEK1, {"x": 1}, "# r")
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "landing").iterdir()} == before
+
+
+def test_curated_rerun_replaces_never_duplicates(store):
+    frame = store.read_landing(WEEK1)
+    first = store.write_curated(frame, WEEK1, "id")
+    store.write_curated(frame, WEEK1, "id")
+    again = store.read_curated(WEEK1)
+    assert len(first) == 7 and len(again) == len(frame) and again.id.is_unique
+
+
+def test_curated_rerun_with_fewer_rows_drops_the_old_ones(store):
+    frame = store.read_landing(WEEK1)
+    store.write_curated(frame, WEEK1, "id")
+    store.write_curated(frame.iloc[:10], WEEK1, "id")
+    assert len(store.read_curated(WEEK1)) == 10
+
+
+def test_neighbouring_windows_share_a_day_partition(store):
+    a, b = Window.parse("2026-01-05", "2026-01-05T12:00"), Window.parse("2026-01-05T12:00", "2026-01-06")
+    store.write_curated(store.read_landing(a), a, "id")
+    store.write_curated(store.read_landing(b), b, "id")
+    store.write_curated(store.read_landing(a), a, "id")
+    day = store.read_curated(Window.parse("2026-01-05", "2026-01-06"))
+    assert len(day) == len(store.read_landing(Window.parse("2026-01-05", "2026-01-06"))) and day.id.is_unique
+
+
+def test_fsspec_memory_filesystem(stream):
+    write_daily_batches(stream[stream.timestamp < "2026-01-08"], "memory://landing-test")
+    store = Storage("memory://store-test", "memory://landing-test", "timestamp")
+    w = Window.parse("2026-01-05", "2026-01-08")
+    store.write_curated(store.read_landing(w), w, "id")
+    assert len(store.read_curated(w)) == (stream.timestamp < "2026-01-08").sum()
+
+
+def test_missing_landing_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="landing zone"):
+        Storage(str(tmp_path / "s"), str(tmp_path / "none"), "timestamp").read_landing(WEEK1)
+
+
+def test_normalize_timestamps_names_bad_values():
+    frame = pd.DataFrame({"ts": ["2026-01-05T10:00:00", "yesterday"]})
+    with pytest.raises(ValueError, match=r"column 'ts': 1 value\(s\) are not timestamps, e.g. 'yesterday'"):
+        normalize_timestamps(frame, "ts")
+    ok = normalize_timestamps(pd.DataFrame({"ts": ["2026-01-05T10:00:00", "2026-01-05T12:00:00+02:00"]}), "ts")
+    assert ok.ts.dt.hour.tolist() == [10, 10]

@@ -1,0 +1,87 @@
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+
+from include import training
+
+
+def test_time_folds_train_strictly_before_validation(stream):
+    ts = stream.timestamp.sample(frac=1.0, random_state=1)  # shuffled input order
+    folds = training.time_folds(ts.reset_index(drop=True), 4)
+    assert len(folds) == 4
+    shuffled = ts.reset_index(drop=True)
+    for f in folds:
+        assert shuffled.iloc[f.train_index].max() < shuffled.iloc[f.valid_index].min()
+    # expanding windows, validation blocks in time order
+    assert [len(f.train_index) for f in folds] == sorted(len(f.train_index) for f in folds)
+    assert all(a.valid_end < b.valid_start for a, b in zip(folds, folds[1:], strict=False))
+
+
+def test_time_folds_move_cut_past_equal_timestamps():
+    ts = pd.Series(pd.to_datetime([f"2026-01-0{d}" for d in (1, 2, 3, 4) for _ in range(3)], utc=True))
+    folds = training.time_folds(ts, 2)
+    for f in folds:
+        assert ts.iloc[f.train_index].max() < ts.iloc[f.valid_index].min()
+    assert [len(f.valid_index) for f in folds] == [2, 3]
+
+
+def test_too_few_rows():
+    with pytest.raises(ValueError, match="too few"):
+        training.time_folds(pd.Series(pd.date_range("2026-01-01", periods=5, tz="UTC")), 4)
+
+
+def test_cross_validate_scores_each_fold(stream, settings):
+    frame = stream[stream.timestamp < "2026-02-02"].reset_index(drop=True)
+    cv, last = training.cross_validate(frame, settings)
+    assert len(cv.scores) == settings.training.folds
+    assert all(0.6 < s < 1.0 for s in cv.scores)  # the stable world is learnable
+    summary = cv.summary()
+    assert summary[-1]["valid_end"] == frame.timestamp.max().isoformat()
+    # the last-fold model never saw its validation rows: its score matches the fold's
+    valid = frame.iloc[cv.folds[-1].valid_index]
+    assert training.score(last, valid, settings.data.features, "repaid", "roc_auc") == pytest.approx(cv.scores[-1])
+
+
+def test_cross_validate_does_not_change_its_input(stream, settings):
+    frame = stream[stream.timestamp < "2026-01-19"].reset_index(drop=True)
+    copy = frame.copy()
+    training.cross_validate(frame, settings)
+    pd.testing.assert_frame_equal(frame, copy)
+
+
+def test_pipeline_handles_unseen_categories_and_missing_values(stream, settings):
+    frame = stream[stream.timestamp < "2026-01-19"]
+    model = training.fit(frame, settings)
+    odd = frame.head(3).copy()
+    odd["region"] = "atlantis"
+    odd.loc[odd.index[0], "car_value"] = np.nan
+    p = training.predict(model, odd, settings.data.features, "classification")
+    assert p.shape == (3,) and np.all((p >= 0) & (p <= 1))
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_skops_trusted_types_cover_the_pipeline(stream, task):
+    frame = stream[stream.timestamp < "2026-01-12"]
+    model = training.build_pipeline(task, ["car_value", "age"], ["region"], {"max_iter": 5})
+    target = frame.repaid if task == "classification" else frame.car_value * 0.01
+    model.fit(frame[["car_value", "age", "region"]], target)
+    untrusted = sio.get_untrusted_types(data=sio.dumps(model))
+    assert set(untrusted) <= set(training.SKOPS_TRUSTED_TYPES), set(untrusted) - set(training.SKOPS_TRUSTED_TYPES)
+
+
+def test_score_refuses_single_class(stream, settings):
+    frame = stream[stream.timestamp < "2026-01-12"]
+    model = training.fit(frame, settings)
+    with pytest.raises(ValueError, match="needs both classes"):
+        training.score(model, frame[frame.repaid == 1], settings.data.features, "repaid", "roc_auc")
+
+
+def test_drift_hurts_the_old_model(stream, settings):
+    """The simulator's promise: the drift is strong enough to hurt a model trained before it."""
+    before = stream[stream.timestamp < "2026-02-02"]
+    after = stream[stream.timestamp >= "2026-02-02"]
+    model = training.fit(before, settings)
+    old = training.score(model, before.tail(1000), settings.data.features, "repaid", "roc_auc")
+    new = training.score(model, after, settings.data.features, "repaid", "roc_auc")
+    assert new < old - 0.1
