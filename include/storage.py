@@ -150,7 +150,8 @@ class Storage:
         found = []
         for info in self.landing_fs.find(self.landing, detail=True).values():
             name = info["name"]
-            if info.get("type") == "file" and name.lower().endswith(LANDING_SUFFIXES) and "/." not in name:
+            hidden = "/." in "/" + name[len(self.landing) :].lstrip("/")  # temp files of writers in progress
+            if info.get("type") == "file" and name.lower().endswith(LANDING_SUFFIXES) and not hidden:
                 found.append(info)
         return sorted(found, key=lambda i: i["name"])
 

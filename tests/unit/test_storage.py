@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -9,8 +11,11 @@ WEEK1 = Window.parse("2026-01-05", "2026-01-12")
 
 @pytest.fixture
 def store(tmp_path, stream):
-    write_daily_batches(stream[stream.timestamp < "2026-01-19"], str(tmp_path / "landing"))
-    return Storage(str(tmp_path / "store"), str(tmp_path / "landing"), "timestamp")
+    # a hidden folder above the landing zone must not hide its files (only hidden files inside)
+    root = tmp_path / ".project"
+    write_daily_batches(stream[stream.timestamp < "2026-01-19"], str(root / "landing"))
+    stream.head(5).to_parquet(root / "landing" / ".partial.parquet")
+    return Storage(str(root / "store"), str(root / "landing"), "timestamp")
 
 
 def test_read_landing_is_half_open(store, stream):
@@ -30,20 +35,21 @@ def test_manifest_opens_each_file_once(store, monkeypatch):
     assert len(opened) == 2 and all("2026-01-1" in n for n in opened)
 
 
-def test_manifest_picks_up_new_and_changed_files(store, tmp_path, stream):
+def test_manifest_picks_up_new_and_changed_files(store, stream):
     extra = stream[(stream.timestamp >= "2026-01-19") & (stream.timestamp < "2026-01-20")]
-    extra.to_csv(tmp_path / "landing" / "late.csv", index=False)
+    extra.to_csv(f"{store.landing}/late.csv", index=False)
     rows = store.read_landing(Window.parse("2026-01-19", "2026-01-20"))
     assert len(rows) == len(extra)
     assert any(name.endswith("late.csv") for name in store.landing_manifest())
 
 
-def test_landing_files_are_never_changed(store, tmp_path):
-    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "landing").iterdir()}
+def test_landing_files_are_never_changed(store):
+    landing = Path(store.landing)
+    before = {p: p.stat().st_mtime_ns for p in landing.iterdir()}
     frame = store.read_landing(WEEK1)
     store.write_curated(frame, WEEK1, "id")
     store.quarantine(frame, WEEK1, {"x": 1}, "# r")
-    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "landing").iterdir()} == before
+    assert {p: p.stat().st_mtime_ns for p in landing.iterdir()} == before
 
 
 def test_curated_rerun_replaces_never_duplicates(store):

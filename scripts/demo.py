@@ -1,0 +1,328 @@
+"""The demo: plays a simulated stream of car-loan applications through the real loop.
+
+Starts MLflow and ``airflow standalone`` (scripts/services.py), writes ten weeks of daily batch
+files into the landing zone (a rate shock from week 7, a corrupted export in week 10), then drives
+the scheduler through its REST API exactly as a user would from the UI:
+
+1. ``ingest`` the first four weeks, ``retrain`` (reason ``initial``): the first champion.
+2. ``ingest`` weeks 5 to 9 one at a time; each curated event starts ``monitor`` (scheduled by the
+   Asset), each verdict wakes ``drift_watch``; when two drifted weeks follow each other the
+   DriftSensor starts ``retrain`` with ``reason=drift``, which promotes a new champion.
+3. ``ingest`` week 10, whose batch is corrupted: the gate fails and quarantines it.
+
+It ends with a table of the intervals and where to look. Everything runs until ``make stop``.
+
+    python scripts/demo.py [--home DIR] [--config FILE] [--airflow-port N] [--mlflow-port N] [--stop]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from services import Services, start, stop  # noqa: E402
+
+START = datetime(2026, 1, 5)  # a Monday
+HISTORY_WEEKS = 4
+MONITORED_WEEKS = 5
+DRIFT_WEEK = 7  # the rate shock starts on the first day of week 7
+BAD_WEEK = 10
+ROWS_PER_DAY = 300
+
+
+def week(n: int) -> tuple[datetime, datetime]:
+    """The half-open span of week ``n`` (1-based)."""
+    s = START + timedelta(weeks=n - 1)
+    return s, s + timedelta(weeks=1)
+
+
+def iso(d: datetime) -> str:
+    return d.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def key(start: datetime, end: datetime) -> str:
+    return f"{start:%Y%m%dT%H%M%SZ}__{end:%Y%m%dT%H%M%SZ}"
+
+
+class Airflow:
+    """A small client of Airflow's REST API v2 (token auth of the SimpleAuthManager)."""
+
+    def __init__(self, url: str, username: str, password: str) -> None:
+        self.url, self.username, self.password = url, username, password
+        self.token = None
+
+    def _request(self, method: str, path: str, body: dict | None = None, auth: bool = True):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"{self.url}{path}", data=data, method=method, headers={"Content-Type": "application/json"})
+        if auth:
+            if self.token is None:
+                self.login()
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as err:
+            if err.code == 401 and auth:
+                self.token = None
+                return self._request(method, path, body, auth)
+            raise RuntimeError(f"{method} {path}: HTTP {err.code} {err.read().decode()[:500]}") from None
+
+    def login(self) -> None:
+        self.token = self._request("POST", "/auth/token", {"username": self.username, "password": self.password}, auth=False)["access_token"]
+
+    def dag_ids(self) -> set[str]:
+        return {d["dag_id"] for d in self._request("GET", "/api/v2/dags?limit=100")["dags"]}
+
+    def unpause(self, dag_id: str) -> None:
+        self._request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+
+    def trigger(self, dag_id: str, run_id: str, conf: dict) -> str:
+        self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"dag_run_id": run_id, "logical_date": None, "conf": conf})
+        return run_id
+
+    def run(self, dag_id: str, run_id: str) -> dict | None:
+        try:
+            return self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+        except RuntimeError as err:
+            if "HTTP 404" in str(err):
+                return None
+            raise
+
+    def runs(self, dag_id: str) -> list[dict]:
+        return self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns?order_by=-run_after&limit=50")["dag_runs"]
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str):
+        try:
+            entry = self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value?deserialize=true")
+        except RuntimeError:
+            return None
+        value = entry.get("value")
+        return json.loads(value) if isinstance(value, str) and value[:1] in "{[" else value
+
+    def wait(self, dag_id: str, run_id: str, timeout: float = 600) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.run(dag_id, run_id)
+            if run and run["state"] in ("success", "failed"):
+                return run["state"]
+            time.sleep(2)
+        raise TimeoutError(f"{dag_id} run {run_id} did not finish within {timeout:.0f} s")
+
+
+@dataclass
+class Row:
+    interval: str
+    rows: int | None = None
+    gate: str = ""
+    drift_share: float | None = None
+    live: float | None = None
+    champion: int | None = None
+    note: str = ""
+
+
+@dataclass
+class Demo:
+    svc: Services
+    settings: object
+    airflow: Airflow = None
+    table: list[Row] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def say(self, text: str) -> None:
+        print(f"[{time.monotonic() - self.started:6.1f}s] {text}", flush=True)
+
+    # -- setup -----------------------------------------------------------------------------
+    def write_stream(self) -> None:
+        from include.simulator import StreamSpec, corrupt, simulate, write_daily_batches
+
+        days = 7 * (HISTORY_WEEKS + MONITORED_WEEKS + 1)
+        frame = simulate(StreamSpec(start=START, days=days, drift_start=week(DRIFT_WEEK)[0], rows_per_day=ROWS_PER_DAY))
+        bad_start, _ = week(BAD_WEEK)
+        good = frame[frame.timestamp < bad_start.strftime("%Y-%m-%dT00:00:00Z")]
+        bad = corrupt(frame[frame.timestamp >= bad_start.strftime("%Y-%m-%dT00:00:00Z")])
+        files = write_daily_batches(good, self.settings.data.landing) + write_daily_batches(bad, self.settings.data.landing)
+        self.say(f"simulated {len(frame)} applications in {len(files)} daily files -> {self.settings.data.landing}")
+
+    def wait_for_dags(self, timeout: float = 180) -> None:
+        wanted = {"ingest", "monitor", "drift_watch", "retrain", "rollback"}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if wanted <= self.airflow.dag_ids():
+                for dag_id in sorted(wanted):
+                    self.airflow.unpause(dag_id)
+                return
+            time.sleep(2)
+        raise TimeoutError(f"the DAGs {sorted(wanted)} were not parsed within {timeout:.0f} s; see {self.svc.airflow_home}/standalone.log")
+
+    # -- steps -------------------------------------------------------------------------------
+    def ingest(self, start: datetime, end: datetime) -> tuple[str, dict | None]:
+        run_id = f"demo__ingest__{key(start, end)}"
+        self.airflow.trigger("ingest", run_id, {"start": iso(start), "end": iso(end)})
+        state = self.airflow.wait("ingest", run_id)
+        return state, self.airflow.xcom("ingest", run_id, "gate")
+
+    def wait_for_verdict(self, start: datetime, end: datetime, timeout: float = 300) -> dict:
+        from include.storage import Storage, Window
+
+        storage = Storage.from_settings(self.settings)
+        path = storage.verdict_path(Window(start, end))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if storage.exists(path):
+                return storage.read_json(path)
+            failed = [r for r in self.airflow.runs("monitor") if r["state"] == "failed"]
+            if failed:
+                raise RuntimeError(f"monitor run {failed[0]['dag_run_id']} failed; see the Airflow UI")
+            time.sleep(2)
+        raise TimeoutError(f"no verdict for {key(start, end)} within {timeout:.0f} s")
+
+    def retrain_summary(self, run_id: str) -> str:
+        trained = self.airflow.xcom("retrain", run_id, "train") or {}
+        promoted = self.airflow.xcom("retrain", run_id, "promote") or {}
+        verb = "promoted to @champion" if promoted.get("promoted") else "kept as @challenger"
+        return f"v{trained.get('version')} {verb}: {promoted.get('reason', '?')}"
+
+    def play(self) -> None:
+        hist_start, hist_end = week(1)[0], week(HISTORY_WEEKS)[1]
+        state, gated = self.ingest(hist_start, hist_end)
+        if state != "success":
+            raise RuntimeError("ingest of the history failed; see the Airflow UI")
+        self.say(f"ingest {hist_start:%Y-%m-%d}..{hist_end:%Y-%m-%d}: {gated['rows']} rows passed the gate")
+        run_id = self.airflow.trigger("retrain", f"demo__initial__{hist_end:%Y%m%d}", {"end": iso(hist_end), "reason": "initial"})
+        if self.airflow.wait("retrain", run_id) != "success":
+            raise RuntimeError("the initial retrain failed; see the Airflow UI")
+        summary = self.retrain_summary(run_id)
+        self.say(f"retrain (initial): {summary}")
+        self.table.append(Row(f"{hist_start:%Y-%m-%d}..{hist_end:%Y-%m-%d}", gated["rows"], "passed", None, None, 1, f"history; retrain initial: {summary.split(':')[0]}"))
+
+        drift_run = None
+        for n in range(HISTORY_WEEKS + 1, HISTORY_WEEKS + MONITORED_WEEKS + 1):
+            s, e = week(n)
+            state, gated = self.ingest(s, e)
+            verdict = self.wait_for_verdict(s, e)
+            row = Row(f"{s:%Y-%m-%d}..{e:%Y-%m-%d}", verdict["rows"], "passed", verdict["drift_share"], verdict["live_metric"], verdict["model_version"])
+            row.note = "DRIFT: " + ", ".join(verdict["drifted"]) if verdict["drift"] else ""
+            self.say(f"week {n}: drift share {verdict['drift_share']:.2f}, live {self.settings.model.metric} {verdict['live_metric']:.3f}, champion v{verdict['model_version']}")
+            expected = f"drift__{e:%Y%m%dT%H%M%SZ}"
+            if verdict["drift"] and drift_run is None and self.drift_expected(n):
+                self.say(f"waiting for drift_watch to start retrain {expected} ...")
+                drift_run = self.wait_for_drift_retrain(expected)
+                summary = self.retrain_summary(drift_run)
+                self.say(f"retrain (drift): {summary}")
+                row.note += f"; retrain reason=drift: {summary.split(':')[0]}"
+            self.table.append(row)
+
+        s, e = week(BAD_WEEK)
+        state, _ = self.ingest(s, e)
+        from include.storage import Storage, Window
+
+        storage = Storage.from_settings(self.settings)
+        report = storage.path("quarantine", Window(s, e).key, "report.md")
+        self.table.append(Row(f"{s:%Y-%m-%d}..{e:%Y-%m-%d}", None, "QUARANTINED" if state == "failed" else state, note=f"report: {report}"))
+        self.say(f"week {BAD_WEEK} (corrupted export): ingest {state}; quarantine report {report}")
+
+    def drift_expected(self, n: int) -> bool:
+        # the demo config asks for `consecutive` drifted weeks before a retrain
+        return n >= DRIFT_WEEK + self.settings.monitoring.consecutive - 1
+
+    def wait_for_drift_retrain(self, run_id: str, timeout: float = 600) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.airflow.run("retrain", run_id):
+                if self.airflow.wait("retrain", run_id, timeout=deadline - time.monotonic()) != "success":
+                    raise RuntimeError(f"retrain {run_id} failed; see the Airflow UI")
+                return run_id
+            time.sleep(3)
+        raise TimeoutError(f"drift_watch did not start retrain {run_id} within {timeout:.0f} s")
+
+    # -- report ----------------------------------------------------------------------------
+    def print_table(self) -> None:
+        metric = self.settings.model.metric
+        head = ["interval", "rows", "gate", "drift share", f"live {metric}", "champion", "notes"]
+        cells = [
+            [
+                r.interval,
+                "" if r.rows is None else str(r.rows),
+                r.gate,
+                "" if r.drift_share is None else f"{r.drift_share:.2f}",
+                "" if r.live is None else f"{r.live:.3f}",
+                "" if r.champion is None else f"v{r.champion}",
+                r.note,
+            ]
+            for r in self.table
+        ]
+        widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head)]
+        line = "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))
+        print("\n" + line + "\n" + "-" * len(line))
+        for c in cells:
+            print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)))
+
+    def print_where(self) -> None:
+        store = self.settings.storage
+        print(
+            f"""
+Airflow   {self.svc.airflow_url}   user admin, password {self.svc.password()}
+          (generated; kept in {self.svc.password_file})
+MLflow    {self.svc.mlflow_url}   experiments '{self.settings.name}' and '{self.settings.name}-monitoring', model '{self.settings.name}'
+Reports   {store}/reports/drift_over_time.png   (drift share and live metric per week)
+          {store}/reports/<interval>/drift.html  (Evidently)
+          {store}/quarantine/<interval>/report.md
+Took {time.monotonic() - self.started:.0f} s. Services keep running; `make stop` stops them."""
+        )
+
+
+def main(argv: list[str] | None = None) -> Demo:
+    parser = argparse.ArgumentParser(description="driftloop demo")
+    parser.add_argument("--home", type=Path, default=ROOT / ".services")
+    parser.add_argument("--config", type=Path, default=ROOT / "include" / "demo.yaml")
+    parser.add_argument("--airflow-port", type=int, default=8080)
+    parser.add_argument("--mlflow-port", type=int, default=5500)
+    parser.add_argument("--stop", action="store_true", help="stop the services at the end")
+    args = parser.parse_args(argv)
+
+    from include.config import load_settings
+
+    settings = load_settings(args.config)
+    svc = Services(args.home.resolve(), args.airflow_port, args.mlflow_port, args.config.resolve())
+    demo = Demo(svc, settings)
+    stop(svc.home)
+    # a fresh start each time: the demo replays the same history. Its storage is wiped only if
+    # the demo made it (marker file), never a folder of someone's own data.
+    storage = Path(settings.storage)
+    if storage.exists() and not (storage / ".driftloop-demo").exists():
+        raise SystemExit(f"{storage} exists and was not made by the demo; choose another storage in {args.config}")
+    for folder in (svc.airflow_home, svc.mlflow_home, storage):
+        if folder.exists():
+            shutil.rmtree(folder)
+    storage.mkdir(parents=True)
+    (storage / ".driftloop-demo").write_text("made by scripts/demo.py; wiped by the next `make demo`\n")
+    demo.say(f"starting MLflow ({svc.mlflow_url}) and airflow standalone ({svc.airflow_url}); homes in {svc.home}")
+    start(svc)
+    try:
+        demo.airflow = Airflow(svc.airflow_url, "admin", svc.password())
+        demo.write_stream()
+        demo.wait_for_dags()
+        demo.say("DAGs parsed and unpaused; playing the stream")
+        demo.play()
+        demo.print_table()
+        demo.print_where()
+    finally:
+        if args.stop:
+            stop(svc.home)
+    return demo
+
+
+if __name__ == "__main__":
+    main()
