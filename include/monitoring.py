@@ -179,14 +179,17 @@ def check_drift(settings, window: Window, scored: dict) -> dict:
 def pending_drift(verdicts: list[dict], consecutive: int, cooldown: timedelta, triggers: list[dict]) -> dict | None:
     """The drift a retrain should answer, or None.
 
-    A retrain is due when the latest ``consecutive`` verdicts are all drifted, the latest is not
-    yet handled, and the last drift-started retrain answered a verdict ending at least
-    ``cooldown`` earlier (in event time: replayed history behaves as live data would).
+    A retrain is due when the latest ``consecutive`` verdicts are all drifted, none of them is
+    handled yet, all were measured against the same champion (a new champion starts a new
+    streak), and the last drift-started retrain answered a verdict ending at least ``cooldown``
+    earlier (in event time: replayed history behaves as live data would).
     """
     if len(verdicts) < consecutive:
         return None
     latest = verdicts[-consecutive:]
-    if not all(v["drift"] for v in latest) or latest[-1].get("handled"):
+    if not all(v["drift"] and not v.get("handled") for v in latest):
+        return None
+    if len({v["model_version"] for v in latest}) > 1:
         return None
     end = to_utc(latest[-1]["end"])
     if triggers:

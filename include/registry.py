@@ -245,39 +245,51 @@ def champion_history(name: str) -> list[int]:
     return json.loads(tags.get(HISTORY_TAG, "[]"))
 
 
-def set_champion(name: str, version: int) -> list[int]:
-    """Points ``@champion`` at ``version`` and appends it to the champion history (a model tag).
+def set_champion(name: str, version: int, history: list[int] | None = None) -> list[int]:
+    """Points ``@champion`` at ``version`` and records the champion history (a model tag).
+
+    Args:
+        name: the registered model.
+        version: the new champion.
+        history: the history to store; by default the current one with ``version`` appended.
 
     Idempotent: when the alias already points there nothing changes. Returns the history.
     """
     c = client()
     current = alias_version(name, CHAMPION)
-    history = champion_history(name)
     if current is not None and current.version == version:
-        return history
+        return champion_history(name)
+    history = [*champion_history(name), version] if history is None else history
     c.set_registered_model_alias(name, CHAMPION, str(version))
-    history = [*history, version]
     c.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
     c.set_model_version_tag(name, str(version), "driftloop.champion", "true")
-    log.info("%s@%s -> version %d", name, CHAMPION, version)
+    log.info("%s@%s -> version %d (history %s)", name, CHAMPION, version, history)
     return history
 
 
-def rollback_target(name: str, requested: int | None) -> int:
-    """The version a rollback should make champion: ``requested``, or the champion before the current.
+def rollback_plan(name: str, requested: int | None) -> tuple[int, list[int]]:
+    """Where a rollback takes ``@champion`` and the champion history afterwards.
+
+    Without ``requested`` the current champion is dropped from the history and the one before it
+    returns; a requested version is appended like any promotion.
 
     Raises:
         ValueError: no earlier champion exists, or the requested version does not exist.
     """
-    current = alias_version(name, CHAMPION)
-    if requested is not None:
-        get_version(name, requested)  # raises if it does not exist
-        return int(requested)
+    from mlflow.exceptions import MlflowException
+
     history = champion_history(name)
-    earlier = [v for v in history if current is None or v != current.version]
-    if not earlier:
-        raise ValueError(f"{name}: no earlier champion to roll back to (history {history})")
-    return earlier[-1]
+    if requested is not None:
+        try:
+            get_version(name, requested)
+        except MlflowException:
+            raise ValueError(f"{name} has no version {requested}") from None
+        return int(requested), [*history, int(requested)]
+    current = alias_version(name, CHAMPION)
+    remaining = history[:-1] if current is not None and history and history[-1] == current.version else history
+    if not remaining:
+        raise ValueError(f"{name}: no earlier champion to roll back to (champion history {history})")
+    return remaining[-1], remaining
 
 
 def training_frame_uri(version: VersionInfo) -> str:

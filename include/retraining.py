@@ -145,6 +145,6 @@ def rollback(settings, version: int | None) -> dict:
         ValueError: there is nothing to roll back to.
     """
     before = registry.alias_version(settings.name, registry.CHAMPION)
-    target = registry.rollback_target(settings.name, version)
-    registry.set_champion(settings.name, target)
-    return {"from": before.version if before else None, "to": target}
+    target, history = registry.rollback_plan(settings.name, version)
+    registry.set_champion(settings.name, target, history)
+    return {"from": before.version if before else None, "to": target, "history": history}

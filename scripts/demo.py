@@ -80,7 +80,9 @@ class Airflow:
             raise RuntimeError(f"{method} {path}: HTTP {err.code} {err.read().decode()[:500]}") from None
 
     def login(self) -> None:
-        self.token = self._request("POST", "/auth/token", {"username": self.username, "password": self.password}, auth=False)["access_token"]
+        self.token = self._request("POST", "/auth/token", {"username": self.username, "password": self.password}, auth=False)[
+            "access_token"
+        ]
 
     def dag_ids(self) -> set[str]:
         return {d["dag_id"] for d in self._request("GET", "/api/v2/dags?limit=100")["dags"]}
@@ -105,7 +107,9 @@ class Airflow:
 
     def xcom(self, dag_id: str, run_id: str, task_id: str):
         try:
-            entry = self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value?deserialize=true")
+            entry = self._request(
+                "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value?deserialize=true"
+            )
         except RuntimeError:
             return None
         value = entry.get("value")
@@ -205,16 +209,35 @@ class Demo:
             raise RuntimeError("the initial retrain failed; see the Airflow UI")
         summary = self.retrain_summary(run_id)
         self.say(f"retrain (initial): {summary}")
-        self.table.append(Row(f"{hist_start:%Y-%m-%d}..{hist_end:%Y-%m-%d}", gated["rows"], "passed", None, None, 1, f"history; retrain initial: {summary.split(':')[0]}"))
+        self.table.append(
+            Row(
+                f"{hist_start:%Y-%m-%d}..{hist_end:%Y-%m-%d}",
+                gated["rows"],
+                "passed",
+                None,
+                None,
+                1,
+                f"history; retrain initial: {summary.split(':')[0]}",
+            )
+        )
 
         drift_run = None
         for n in range(HISTORY_WEEKS + 1, HISTORY_WEEKS + MONITORED_WEEKS + 1):
             s, e = week(n)
             state, gated = self.ingest(s, e)
             verdict = self.wait_for_verdict(s, e)
-            row = Row(f"{s:%Y-%m-%d}..{e:%Y-%m-%d}", verdict["rows"], "passed", verdict["drift_share"], verdict["live_metric"], verdict["model_version"])
+            row = Row(
+                f"{s:%Y-%m-%d}..{e:%Y-%m-%d}",
+                verdict["rows"],
+                "passed",
+                verdict["drift_share"],
+                verdict["live_metric"],
+                verdict["model_version"],
+            )
             row.note = "DRIFT: " + ", ".join(verdict["drifted"]) if verdict["drift"] else ""
-            self.say(f"week {n}: drift share {verdict['drift_share']:.2f}, live {self.settings.model.metric} {verdict['live_metric']:.3f}, champion v{verdict['model_version']}")
+            self.say(
+                f"week {n}: drift share {verdict['drift_share']:.2f}, live {self.settings.model.metric} {verdict['live_metric']:.3f}, champion v{verdict['model_version']}"
+            )
             expected = f"drift__{e:%Y%m%dT%H%M%SZ}"
             if verdict["drift"] and drift_run is None and self.drift_expected(n):
                 self.say(f"waiting for drift_watch to start retrain {expected} ...")

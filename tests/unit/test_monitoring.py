@@ -50,6 +50,22 @@ def test_handled_drift_is_not_answered_twice():
     assert monitoring.pending_drift(vs, 1, timedelta(days=7), []) is None
 
 
+def test_a_handled_verdict_does_not_start_a_new_streak():
+    vs = [verdict(WEEKS[0], WEEKS[1], True, handled="drift__x"), verdict(WEEKS[1], WEEKS[2], True)]
+    assert monitoring.pending_drift(vs, 2, timedelta(0), []) is None
+    assert monitoring.pending_drift(vs, 1, timedelta(0), [])["end"] == WEEKS[2]
+
+
+def test_a_new_champion_starts_a_new_streak():
+    vs = [verdict(WEEKS[0], WEEKS[1], True, version=1), verdict(WEEKS[1], WEEKS[2], True, version=2)]
+    assert monitoring.pending_drift(vs, 2, timedelta(0), []) is None
+    vs.append(verdict(WEEKS[2], WEEKS[3], True, version=2))
+    assert monitoring.pending_drift(vs, 2, timedelta(0), [])["verdicts"] == [
+        "20260112T000000Z__20260119T000000Z",
+        "20260119T000000Z__20260126T000000Z",
+    ]
+
+
 def test_cooldown_in_event_time():
     vs = [verdict(WEEKS[i], WEEKS[i + 1], True) for i in range(4)]
     triggers = [{"end": WEEKS[3], "verdicts": [], "retrain_run_id": "drift__a"}]

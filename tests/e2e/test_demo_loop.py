@@ -1,0 +1,84 @@
+"""The loop end to end, as `make demo` runs it: the real scheduler under `airflow standalone`, a
+real MLflow server, asset-triggered monitor runs, the DriftSensor starting a retrain."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    import demo as demo_script
+    from services import free_port, stop
+
+    from tests.conftest import write_config
+
+    folder = tmp_path_factory.mktemp("e2e")
+    config = write_config(folder, name="car_loans_e2e")
+    # the demo plays its landing zone inside its storage (it wipes what it made, nothing else)
+    text = config.read_text().replace(str(folder / "landing"), str(folder / "store" / "landing"))
+    config.write_text(text)
+    home = folder / "services"
+    ports = [free_port(), free_port()]
+    try:
+        result = demo_script.main(
+            ["--home", str(home), "--config", str(config), "--airflow-port", str(ports[0]), "--mlflow-port", str(ports[1])]
+        )
+        yield result
+    finally:
+        stop(home)
+
+
+def test_drift_started_retrain_promoted_a_new_champion(demo):
+    import os
+
+    os.environ["MLFLOW_TRACKING_URI"] = demo.svc.mlflow_url
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    name = demo.settings.name
+    champion = client.get_model_version_by_alias(name, "champion")
+    assert champion.version == "2"
+    assert champion.tags["driftloop.reason"] == "drift"
+    run = client.get_run(champion.run_id)
+    assert run.data.tags["driftloop.airflow_run_id"] == "drift__20260302T000000Z"
+    assert run.data.metrics["holdout_roc_auc"] > run.data.metrics["champion_holdout_roc_auc"]
+    assert client.get_model_version(name, "1").tags["driftloop.reason"] == "initial"
+
+
+def test_the_retrain_was_started_by_the_drift_sensor(demo):
+    runs = demo.airflow.runs("retrain")
+    drift_runs = [r for r in runs if r["dag_run_id"].startswith("drift__")]
+    assert [r["dag_run_id"] for r in drift_runs] == ["drift__20260302T000000Z"]
+    assert drift_runs[0]["conf"]["reason"] == "drift" and drift_runs[0]["state"] == "success"
+    watch = [r for r in demo.airflow.runs("drift_watch") if r["state"] == "success"]
+    assert watch, "a drift_watch run should have succeeded"
+
+
+def test_monitor_ran_on_asset_events_and_recorded_verdicts(demo):
+    runs = demo.airflow.runs("monitor")
+    assert runs and all(r["run_type"] == "asset_triggered" for r in runs)
+    rows = {r.interval: r for r in demo.table}
+    assert rows["2026-02-09..2026-02-16"].drift_share < 0.5 and rows["2026-02-09..2026-02-16"].champion == 1
+    assert rows["2026-02-23..2026-03-02"].drift_share >= 0.5
+    # after the drift retrain the live metric recovers under the new champion
+    assert rows["2026-03-02..2026-03-09"].champion == 2
+    assert rows["2026-03-02..2026-03-09"].live > rows["2026-02-23..2026-03-02"].live + 0.1
+
+
+def test_corrupted_batch_was_quarantined(demo):
+    from include.storage import Storage
+
+    storage = Storage.from_settings(demo.settings)
+    report = Path(storage.path("quarantine", "20260309T000000Z__20260316T000000Z", "report.md")).read_text()
+    assert "| car_value | expect_column_values_to_be_between | profile | FAILED |" in report
+    assert not storage.read_curated(__import__("include.storage", fromlist=["Window"]).Window.parse("2026-03-09", "2026-03-16")).shape[0]
+    assert demo.table[-1].gate == "QUARANTINED"
