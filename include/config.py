@@ -131,7 +131,7 @@ class MonitoringSettings(_Section):
 class QualitySettings(_Section):
     """Tolerances added to the gate once a champion exists (learned from its training window)."""
 
-    null_rate_slack: float = Field(default=0.05, ge=0, le=1)
+    null_rate_slack: float = Field(default=0.02, ge=0, le=1)
     range_slack: float = Field(default=0.25, ge=0)
     range_mostly: float = Field(default=0.99, gt=0, le=1)
     category_mostly: float = Field(default=0.99, gt=0, le=1)

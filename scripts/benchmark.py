@@ -144,7 +144,7 @@ def retrain_vs_plain(repeat: int, home: Path) -> tuple[dict, dict]:
         extra = {"AIRFLOW_HOME": str(home / "airflow"), "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}", "DRIFTLOOP_CONFIG": str(config)}
         subprocess.run([str(bin_dir / "airflow"), "db", "migrate"], env=env(extra), check=True, capture_output=True)
         plain, dag = [], []
-        for i in range(repeat):
+        for _ in range(repeat):
             plain.append(run_json(PLAIN, str(config), "2026-01-05", "2026-02-02", extra_env=extra))
             conf = json.dumps({"end": "2026-02-02", "reason": "manual", "window": "28D"})
             dag.append(run_json(DAG, str(config), "", "", str(ROOT / "dags"), "retrain", conf, extra_env=extra))
