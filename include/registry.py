@@ -161,6 +161,24 @@ def _log_sklearn(model, name: str, example, task: str, registered_model_name: st
     )
 
 
+def finish_registration(name: str, version: int, tags: dict[str, str]) -> None:
+    """Tags a new version and points ``@challenger`` at it. Safe to repeat: a retried task that
+    finds its run already registered calls it again to complete what a crash may have cut short."""
+    c = client()
+    for key, value in tags.items():
+        c.set_model_version_tag(name, str(version), key, value)
+    c.set_registered_model_alias(name, CHALLENGER, str(version))
+    log.info("registered %s version %d as @%s", name, version, CHALLENGER)
+
+
+VERSION_TAGS = ("driftloop.reason", "driftloop.window_start", "driftloop.window_end", "driftloop.airflow_run_id", "driftloop.cv_mean")
+
+
+def version_tags(run) -> dict[str, str]:
+    """The tags a training run's version carries: its window, reason, Airflow run and CV mean."""
+    return {k: run.data.tags[k] for k in VERSION_TAGS if k in run.data.tags}
+
+
 def log_training_run(
     settings, window, reason: str, airflow_run_id: str, cv, model, comparison_model, frame, gate_profile: dict, figure_png: bytes | None
 ) -> dict:
@@ -179,7 +197,7 @@ def log_training_run(
         figure_png: the fold-metrics chart.
 
     Returns:
-        ``{"run_id", "version", "cv_mean", "valid_start"}``.
+        ``{"run_id", "version"}``.
     """
     _quiet()
     import mlflow
@@ -191,6 +209,9 @@ def log_training_run(
         "driftloop.window_start": window.start.isoformat(),
         "driftloop.window_end": window.end.isoformat(),
         "driftloop.airflow_run_id": airflow_run_id,
+        "driftloop.cv_mean": f"{cv.mean:.6f}",
+        # where the last fold's out-of-time rows start: the comparison with the champion uses them
+        "driftloop.valid_start": cv.folds[-1].valid_start.isoformat(),
     }
     with mlflow.start_run(experiment_id=exp_id, run_name=f"retrain {window.end:%Y-%m-%d} ({reason})", tags=tags) as run:
         mlflow.log_params(
@@ -221,11 +242,7 @@ def log_training_run(
         _log_sklearn(comparison_model, COMPARISON_MODEL, example, settings.model.task)
         info = _log_sklearn(model, "model", example, settings.model.task, registered_model_name=settings.name)
         version = int(info.registered_model_version)
-    c = client()
-    for key, value in {**tags, "driftloop.cv_mean": f"{cv.mean:.6f}"}.items():
-        c.set_model_version_tag(settings.name, str(version), key, value)
-    c.set_registered_model_alias(settings.name, CHALLENGER, str(version))
-    log.info("registered %s version %d (run %s) as @%s", settings.name, version, run.info.run_id, CHALLENGER)
+    finish_registration(settings.name, version, {k: tags[k] for k in VERSION_TAGS})
     return {"run_id": run.info.run_id, "version": version}
 
 

@@ -65,13 +65,14 @@ def train_challenger(settings, window: Window, reason: str, airflow_run_id: str)
     metric = settings.model.metric
     found = registry.find_training_run(settings.name, airflow_run_id)
     if found is not None:
-        folds = found["run"].data.metrics
+        run = found["run"]
+        registry.finish_registration(settings.name, found["version"], registry.version_tags(run))
         log.info("run %s already registered version %d; reusing it", found["run_id"], found["version"])
         return {
             "run_id": found["run_id"],
             "version": found["version"],
-            "cv_mean": folds.get(f"cv_{metric}_mean"),
-            "valid_start": found["run"].data.tags.get("driftloop.valid_start"),
+            "cv_mean": run.data.metrics.get(f"cv_{metric}_mean"),
+            "valid_start": run.data.tags["driftloop.valid_start"],
             "reused": True,
         }
     frame = load_training_frame(settings, window)
@@ -82,9 +83,7 @@ def train_challenger(settings, window: Window, reason: str, airflow_run_id: str)
         cv.summary(), metric, f"{settings.name}: time-based CV, window {window.start:%Y-%m-%d} to {window.end:%Y-%m-%d} ({reason})"
     )
     info = registry.log_training_run(settings, window, reason, airflow_run_id, cv, model, comparison_model, frame, gate_profile, png)
-    valid_start = cv.folds[-1].valid_start.isoformat()
-    registry.client().set_tag(info["run_id"], "driftloop.valid_start", valid_start)
-    return {**info, "cv_mean": cv.mean, "valid_start": valid_start, "reused": False}
+    return {**info, "cv_mean": cv.mean, "valid_start": cv.folds[-1].valid_start.isoformat(), "reused": False}
 
 
 def evaluate_challenger(settings, window: Window, trained: dict) -> dict:

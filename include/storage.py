@@ -64,6 +64,8 @@ class Window:
 def to_utc(value: str | datetime | pd.Timestamp) -> datetime:
     """Reads an ISO string or datetime; a value without a zone is taken as UTC."""
     stamp = pd.Timestamp(value)
+    if pd.isna(stamp):
+        raise ValueError(f"{value!r} is not a timestamp")
     stamp = stamp.tz_localize("UTC") if stamp.tz is None else stamp.tz_convert("UTC")
     return stamp.to_pydatetime()
 
@@ -225,7 +227,9 @@ class Storage:
 
         Returns the partition paths written.
         """
-        days = {d.strftime("%Y-%m-%d") for d in pd.date_range(window.start, window.end, freq="D", inclusive="left")}
+        days = {
+            d.strftime("%Y-%m-%d") for d in pd.date_range(pd.Timestamp(window.start).normalize(), window.end, freq="D", inclusive="left")
+        }
         days |= set(frame[self.timestamp].dt.strftime("%Y-%m-%d"))
         written = []
         by_day = dict(tuple(frame.groupby(frame[self.timestamp].dt.strftime("%Y-%m-%d"))))

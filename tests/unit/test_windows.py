@@ -44,3 +44,8 @@ def test_retrain_end_order():
     assert retrain_end({}, None, "2026-03-01T10:00:00Z") == "2026-03-01T10:00:00+00:00"
     with pytest.raises(NoWindow):
         retrain_end({}, None, None)
+
+
+def test_missing_timestamp_is_an_error_not_nat():
+    with pytest.raises(ValueError, match="is not a timestamp"):
+        Window.parse(None, "2026-01-05")

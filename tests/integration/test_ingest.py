@@ -1,0 +1,162 @@
+"""ingest under dag.test(): the gate, curated storage, idempotent re-runs and quarantine.
+
+One project for the module. Weeks 0 and 1 land clean; week 2 first lands with duplicated ids (a
+config-level failure: there is no champion yet), week 3 lands corrupted (negative car values)
+after a champion exists, so the learned range check of the champion's profile catches it.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from tests.integration.conftest import ROWS_PER_DAY, START, rows_in, task_states, week
+
+pytestmark = pytest.mark.integration
+
+
+def _rows(frame: pd.DataFrame, span) -> pd.DataFrame:
+    return rows_in(frame, *span)
+
+
+def _curated(project, span) -> pd.DataFrame:
+    from include.storage import Window
+
+    return project.storage.read_curated(Window.parse(*span))
+
+
+def _digest(folder) -> dict[str, str]:
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*"))}
+
+
+def _window_key(span) -> str:
+    from include.storage import Window
+
+    return Window.parse(*span).key
+
+
+@pytest.fixture(scope="module")
+def stream_4w():
+    from include.simulator import StreamSpec, simulate
+
+    return simulate(StreamSpec(start=START, days=28, rows_per_day=ROWS_PER_DAY))
+
+
+@pytest.fixture(scope="module")
+def project(project_factory, stream_4w):
+    from include.simulator import corrupt
+
+    project = project_factory()
+    project.land(_rows(stream_4w, (week(0)[0], week(2)[0])))
+    # week 2: an upstream export that repeats some rows (same ids twice)
+    w2 = _rows(stream_4w, week(2))
+    project.land(pd.concat([w2, w2.head(7)]).sort_values("timestamp"))
+    # week 3: an export with negative car values and missing debt-to-income ratios
+    project.land(corrupt(_rows(stream_4w, week(3)), seed=3))
+    project.landed = _digest(project.landing)
+    return project
+
+
+@pytest.fixture(scope="module")
+def first_week(project):
+    return project.ingest(*week(0))
+
+
+def test_good_window_is_curated_exactly(project, stream_4w, first_week):
+    assert first_week.state == "success"
+    states = task_states(first_week)
+    assert states == {"window": "success", "gate": "success", "publish": "success"}
+
+    expected = _rows(stream_4w, week(0))
+    curated = _curated(project, week(0))
+    assert len(curated) == len(expected) > 0
+    assert sorted(curated["id"]) == sorted(expected["id"])
+    # half-open window: nothing of the next day (or of week 1) was curated
+    assert _curated(project, week(1)).empty
+    assert not project.storage.exists(project.storage.path("quarantine", _window_key(week(0))))
+    assert not list((project.folder / "store").glob("staging/*"))  # the staged batch was moved, not copied
+
+
+def test_rerun_of_the_same_window_does_not_duplicate(project, stream_4w, first_week):
+    again = project.ingest(*week(0))
+    assert again.state == "success"
+    curated = _curated(project, week(0))
+    assert len(curated) == len(_rows(stream_4w, week(0)))
+    assert curated["id"].is_unique
+    # the pipeline only reads landing files: same names, same bytes
+    assert _digest(project.landing) == project.landed
+
+
+def test_duplicate_ids_fail_the_gate_before_any_champion(project, first_week):
+    dr = project.ingest(*week(2))
+    assert dr.state == "failed"
+    states = task_states(dr)
+    assert states["gate"] == "failed"
+    assert states["publish"] == "upstream_failed"
+
+    folder = project.folder / "store" / "quarantine" / _window_key(week(2))
+    report = (folder / "report.md").read_text()
+    assert "expect_column_values_to_be_unique" in report
+    assert "| id |" in report
+    assert "none (no champion yet)" in report
+    assert (folder / "batch.parquet").exists() and (folder / "report.json").exists()
+    assert _curated(project, week(2)).empty
+
+
+@pytest.fixture(scope="module")
+def champion(project, first_week):
+    """Week 1 ingested and a first model trained on weeks 0-1, so the gate has learned tolerances."""
+    assert project.ingest(*week(1)).state == "success"
+    dr = project.retrain(week(2)[0], reason="initial", window="14D")
+    assert dr.state == "success", task_states(dr)
+    return dr
+
+
+def test_corrupt_batch_fails_on_the_champions_learned_range(project, champion):
+    dr = project.ingest(*week(3))
+    assert dr.state == "failed"
+    states = task_states(dr)
+    assert states["gate"] == "failed"
+    assert states["publish"] == "upstream_failed"
+
+    folder = project.folder / "store" / "quarantine" / _window_key(week(3))
+    report = (folder / "report.md").read_text()
+    failed = [line for line in report.splitlines() if "FAILED" in line and line.startswith("|")]
+    assert any("| car_value |" in line and "expect_column_values_to_be_between" in line for line in failed), report
+    assert "learned tolerances from the champion's training window: none" not in report
+    quarantined = pd.read_parquet(folder / "batch.parquet")
+    assert (quarantined["car_value"] < 0).any()
+    assert _curated(project, week(3)).empty
+    assert _digest(project.landing) == project.landed  # a bad batch is kept, never moved or deleted
+
+
+def test_fixed_landing_data_passes_and_clears_the_quarantine(project, stream_4w, champion):
+    """The upstream re-delivers week 2 without the duplicates: the re-run passes the (now learned)
+    gate, curates each row once and removes the window's quarantine entry."""
+    project.land(_rows(stream_4w, week(2)))
+    dr = project.ingest(*week(2))
+    assert dr.state == "success", task_states(dr)
+    curated = _curated(project, week(2))
+    assert len(curated) == len(_rows(stream_4w, week(2)))
+    assert curated["id"].is_unique
+    assert not (project.folder / "store" / "quarantine" / _window_key(week(2))).exists()
+
+
+def test_rerun_replaces_a_window_that_does_not_start_at_midnight(project_factory, stream_4w):
+    """A re-run replaces what the window held: rows withdrawn upstream leave curated storage too."""
+    from datetime import timedelta
+
+    project = project_factory("midday")
+    span = (START + timedelta(hours=12), START + timedelta(days=1, hours=12))
+    project.land(rows_in(stream_4w, START, START + timedelta(days=2)))
+    assert project.ingest(*span).state == "success"
+    assert len(_curated(project, span)) == len(rows_in(stream_4w, *span))
+
+    # the upstream re-delivers day 2 without its morning rows (those inside the window)
+    day2 = rows_in(stream_4w, START + timedelta(days=1), START + timedelta(days=2))
+    project.land(day2[day2["timestamp"] >= pd.Timestamp(span[1], tz="UTC")])
+    assert project.ingest(*span).state == "success"
+    expected = rows_in(stream_4w, span[0], START + timedelta(days=1))
+    assert sorted(_curated(project, span)["id"]) == sorted(expected["id"])

@@ -1,0 +1,172 @@
+"""retrain under dag.test(): the first model of a project and every record MLflow must hold of it.
+
+Four stable weeks are ingested in one run, then ``retrain`` runs with ``reason=initial``. The
+assertions read the records back from the MLflow server, as a user or a script would.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.integration.conftest import ROWS_PER_DAY, START, rows_in, task_states, week
+
+pytestmark = pytest.mark.integration
+
+FOLDS = 4
+
+
+@pytest.fixture(scope="module")
+def stream_4w():
+    from include.simulator import StreamSpec, simulate
+
+    return simulate(StreamSpec(start=START, days=28, rows_per_day=ROWS_PER_DAY))
+
+
+@pytest.fixture(scope="module")
+def project(project_factory, stream_4w):
+    project = project_factory(training__folds=FOLDS)
+    project.land(stream_4w)
+    dr = project.ingest(week(0)[0], week(4)[0])
+    assert dr.state == "success", task_states(dr)
+    return project
+
+
+@pytest.fixture(scope="module")
+def initial(project):
+    return project.retrain(week(4)[0], reason="initial", window="28D")
+
+
+@pytest.fixture(scope="module")
+def training_run(initial, project, mlflow_client):
+    exp = mlflow_client.get_experiment_by_name(project.name)
+    assert exp is not None, f"no MLflow experiment named {project.name}"
+    runs = mlflow_client.search_runs([exp.experiment_id])
+    assert len(runs) == 1, [r.info.run_id for r in runs]
+    return runs[0]
+
+
+def test_initial_retrain_succeeds_and_promotes(initial):
+    assert initial.state == "success"
+    states = task_states(initial)
+    assert states["approval"] == "skipped"  # promotion.mode is auto
+    assert {k: v for k, v in states.items() if k != "approval"} == dict.fromkeys(
+        ["window", "gate", "train", "evaluate", "route", "promote"], "success"
+    )
+
+
+def test_version_one_is_champion_and_challenger(initial, project, mlflow_client):
+    versions = mlflow_client.search_model_versions(f"name = '{project.name}'")
+    assert [int(v.version) for v in versions] == [1]
+    assert mlflow_client.get_model_version_by_alias(project.name, "champion").version == "1"
+    assert mlflow_client.get_model_version_by_alias(project.name, "challenger").version == "1"
+    tags = mlflow_client.get_model_version(project.name, "1").tags
+    assert tags["driftloop.window_start"] == "2026-01-05T00:00:00+00:00"
+    assert tags["driftloop.window_end"] == "2026-02-02T00:00:00+00:00"
+    assert tags["driftloop.reason"] == "initial"
+    assert tags["driftloop.decision"] == "promoted"
+    model_tags = mlflow_client.get_registered_model(project.name).tags
+    assert json.loads(model_tags["driftloop.champion_history"]) == [1]
+
+
+def test_training_run_tags_metrics_and_inputs(initial, training_run, project, mlflow_client, stream_4w):
+    tags = training_run.data.tags
+    assert tags["driftloop.reason"] == "initial"
+    assert tags["driftloop.window_start"] == "2026-01-05T00:00:00+00:00"
+    assert tags["driftloop.window_end"] == "2026-02-02T00:00:00+00:00"
+    assert tags["driftloop.airflow_run_id"] == initial.run_id
+    assert tags["driftloop.decision"] == "promote"
+    assert mlflow_client.get_model_version(project.name, "1").run_id == training_run.info.run_id
+
+    history = mlflow_client.get_metric_history(training_run.info.run_id, "cv_roc_auc")
+    assert sorted(m.step for m in history) == list(range(FOLDS))
+    scores = [m.value for m in sorted(history, key=lambda m: m.step)]
+    assert all(0.5 < s <= 1.0 for s in scores), scores
+    metrics = training_run.data.metrics
+    assert metrics["cv_roc_auc_mean"] == pytest.approx(sum(scores) / FOLDS)
+    assert "holdout_roc_auc" in metrics
+    assert training_run.data.params["rows"] == str(len(rows_in(stream_4w, START, week(4)[0])))
+
+    inputs = training_run.inputs.dataset_inputs
+    assert inputs, "the training data is not logged as a dataset input"
+    assert any(tag.key == "mlflow.data.context" and tag.value == "training" for i in inputs for tag in i.tags)
+
+
+def test_logged_model_has_signature_and_input_example(initial, project):
+    import mlflow
+    from mlflow.models import Model
+
+    info = mlflow.models.get_model_info(f"models:/{project.name}/1")
+    assert info.signature is not None
+    types = {spec.name: spec.type.name for spec in info.signature.inputs.inputs}
+    assert set(types) == set(project.settings.data.features)
+    # integer columns are declared as doubles, so a later batch with a missing value still fits
+    assert {types[c] for c in project.settings.data.numeric} == {"double"}, types
+    assert info.saved_input_example_info is not None
+
+    example = Model.load(f"models:/{project.name}/1").load_input_example(mlflow.artifacts.download_artifacts(f"models:/{project.name}/1"))
+    assert list(example.columns) == project.settings.data.features and len(example) > 0
+
+
+def test_fold_chart_and_gate_profile_artifacts(initial, training_run, mlflow_client, project):
+    run_id = training_run.info.run_id
+    assert "cv/folds.png" in {a.path for a in mlflow_client.list_artifacts(run_id, "cv")}
+    assert "gate/profile.json" in {a.path for a in mlflow_client.list_artifacts(run_id, "gate")}
+
+    import mlflow
+
+    profile = mlflow.artifacts.load_dict(f"runs:/{run_id}/gate/profile.json")
+    assert profile["window"] == {"start": "2026-01-05T00:00:00+00:00", "end": "2026-02-02T00:00:00+00:00"}
+    assert set(profile["columns"]) == set(project.settings.data.features)
+
+
+def test_train_challenger_is_idempotent_per_airflow_run(initial, training_run, project, mlflow_client):
+    """A retried train task (same Airflow run id) reuses its version instead of registering another."""
+    from include.retraining import train_challenger
+    from include.storage import Window
+
+    window = Window.parse(week(0)[0], week(4)[0])
+    first = train_challenger(project.settings, window, "initial", initial.run_id)
+    second = train_challenger(project.settings, window, "initial", initial.run_id)
+    assert first["version"] == second["version"] == 1
+    assert first["run_id"] == second["run_id"] == training_run.info.run_id
+    assert first["reused"] and second["reused"]
+    assert first["valid_start"] is not None
+    assert [int(v.version) for v in mlflow_client.search_model_versions(f"name = '{project.name}'")] == [1]
+    exp = mlflow_client.get_experiment_by_name(project.name)
+    assert len(mlflow_client.search_runs([exp.experiment_id])) == 1
+
+
+def test_window_without_data_fails_at_the_gate(initial, project, mlflow_client):
+    """A retrain over a span nobody ingested fails at its (not retried) gate: no run, no version."""
+    dr = project.retrain(week(10)[0], reason="manual", window="7D")
+    assert dr.state == "failed"
+    states = task_states(dr)
+    assert states["gate"] == "failed"
+    assert states["train"] == "upstream_failed"
+    assert states["promote"] == "upstream_failed", states
+    exp = mlflow_client.get_experiment_by_name(project.name)
+    assert len(mlflow_client.search_runs([exp.experiment_id])) == 1
+    assert [int(v.version) for v in mlflow_client.search_model_versions(f"name = '{project.name}'")] == [1]
+    assert mlflow_client.get_model_version_by_alias(project.name, "champion").version == "1"
+
+
+def test_retried_train_task_completes_a_half_finished_registration(initial, training_run, project, mlflow_client):
+    """The first attempt of ``train`` died after its MLflow run finished but before the version was
+    tagged and aliased: the retry must finish the registration, not only find the version.
+    (``driftloop.valid_start`` is a run tag set when the run starts, so it survives such a crash.)"""
+    from include.retraining import train_challenger
+    from include.storage import Window
+
+    valid_start = training_run.data.tags["driftloop.valid_start"]
+    mlflow_client.delete_registered_model_alias(project.name, "challenger")
+    mlflow_client.delete_model_version_tag(project.name, "1", "driftloop.window_end")
+    try:
+        again = train_challenger(project.settings, Window.parse(week(0)[0], week(4)[0]), "initial", initial.run_id)
+        assert again["version"] == 1
+        assert again["valid_start"] == valid_start
+        restored = mlflow_client.get_model_version_by_alias(project.name, "challenger")
+        assert restored.version == "1" and restored.tags["driftloop.window_end"] == training_run.data.tags["driftloop.window_end"]
+    finally:
+        mlflow_client.set_registered_model_alias(project.name, "challenger", "1")
