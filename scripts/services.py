@@ -129,26 +129,30 @@ def _spawn(cmd: list[str], env: dict, log: Path, pidfile: Path) -> int:
     return proc.pid
 
 
+def mlflow_command(home: Path, port: int, workers: int = 2) -> list[str]:
+    """``mlflow server`` on loopback: SQLite backend store, artifacts served (proxied) by the server."""
+    return [
+        str(VENV_BIN / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{home / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(home / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+
+
 def start_mlflow(svc: Services) -> None:
     svc.mlflow_home.mkdir(parents=True, exist_ok=True)
     if not port_is_free(svc.mlflow_port):
         raise RuntimeError(f"port {svc.mlflow_port} is taken: stop what runs there or choose --mlflow-port")
-    cmd = [
-        str(VENV_BIN / "mlflow"),
-        "server",
-        "--backend-store-uri",
-        f"sqlite:///{svc.mlflow_home / 'mlflow.db'}",
-        "--artifacts-destination",
-        str(svc.mlflow_home / "artifacts"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(svc.mlflow_port),
-        "--workers",
-        "2",
-    ]
     log = svc.mlflow_home / "server.log"
-    _spawn(cmd, svc.env(), log, svc.home / "mlflow.pid")
+    _spawn(mlflow_command(svc.mlflow_home, svc.mlflow_port), svc.env(), log, svc.home / "mlflow.pid")
     wait_http(f"{svc.mlflow_url}/health", 120, "MLflow", log)
 
 

@@ -27,6 +27,9 @@ import pytest
 
 from tests.conftest import ROOT, write_config
 
+sys.path.insert(0, str(ROOT / "scripts"))
+from services import mlflow_command  # noqa: E402
+
 BIN = Path(sys.executable).parent
 START = datetime(2026, 1, 5)  # a Monday: weeks below are [START + 7k, START + 7(k+1))
 ROWS_PER_DAY = 150
@@ -84,20 +87,7 @@ def mlflow_server(tmp_path_factory) -> Iterator[str]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = home / "server.log"
-    cmd = [
-        str(BIN / "mlflow"),
-        "server",
-        "--backend-store-uri",
-        f"sqlite:///{home / 'mlflow.db'}",
-        "--artifacts-destination",
-        str(home / "artifacts"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
+    cmd = mlflow_command(home, port, workers=1)
     with log.open("wb") as out:
         proc = subprocess.Popen(
             cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=os.environ.copy(), start_new_session=True
