@@ -91,7 +91,8 @@ def parse_times(repeat: int, home: Path) -> list[tuple[str, float, float]]:
     heavy_dir.mkdir()
     for dag_file in sorted((ROOT / "dags").glob("*.py")):
         heavy = heavy_dir / dag_file.name
-        heavy.write_text(HEAVY + dag_file.read_text())
+        future = "from __future__ import annotations\n"
+        heavy.write_text(dag_file.read_text().replace(future, future + HEAVY, 1))
         extra = {"AIRFLOW_HOME": str(home / "airflow")}
         light = statistics.median(run_json(PARSE, str(dag_file), extra_env=extra) for _ in range(repeat))
         loaded = statistics.median(run_json(PARSE, str(heavy), extra_env=extra) for _ in range(repeat))
