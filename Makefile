@@ -28,7 +28,7 @@ stop:
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check dags plugins include scripts tests
+	$(BIN)/ruff format --check .
 
 unit: install
 	$(BIN)/pytest tests/unit tests/dags -q
@@ -41,6 +41,7 @@ e2e: install
 
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q -ra
 
 # Regenerates the full lock from the current venv (run after changing requirements.txt).

@@ -309,7 +309,8 @@ def rollback_plan(name: str, requested: int | None) -> tuple[int, list[int]]:
     return remaining[-1], remaining
 
 
-def training_frame_uri(version: VersionInfo) -> str:
+def profile_uri(version: VersionInfo) -> str:
+    """Where a version's gate profile (of its training window) is logged."""
     return f"runs:/{version.run_id}/gate/profile.json"
 
 
@@ -321,7 +322,7 @@ def champion_profile(name: str) -> dict | None:
     _quiet()
     import mlflow
 
-    return mlflow.artifacts.load_dict(training_frame_uri(champion))
+    return mlflow.artifacts.load_dict(profile_uri(champion))
 
 
 def log_monitoring_run(settings, window, verdict: dict, report_html: str | None) -> str:

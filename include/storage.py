@@ -22,7 +22,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import fsspec
 import pandas as pd
@@ -314,8 +314,3 @@ class Storage:
         if not frames:
             return pd.DataFrame(columns=[id_column, target])
         return pd.concat(frames, ignore_index=True).drop_duplicates(id_column, keep="last")
-
-
-def utcnow_iso() -> str:
-    """Wall-clock time, for audit fields only (never for deciding what data a run uses)."""
-    return datetime.now(UTC).isoformat()
