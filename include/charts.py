@@ -35,8 +35,11 @@ def fold_chart(folds: list[dict], metric: str, title: str) -> bytes:
     ax.axhline(mean, color="black", linestyle="--", linewidth=1, label=f"mean {mean:.4f}")
     for i, s in enumerate(scores):
         ax.annotate(f"{s:.3f}", (i, s), ha="center", va="bottom", fontsize=8)
-    low = min(scores)
-    ax.set_ylim(max(0.0, low - 0.1 * abs(low) - 0.05), max(scores) + 0.05 * abs(max(scores)) + 0.02)
+    low, high = min(scores), max(scores)
+    pad = 0.1 * (high - low) + 0.02 * max(abs(low), abs(high), 1e-9)
+    bottom = low - 2 * pad
+    # scorers of errors are negative (neg_root_mean_squared_error): only clamp scores that are >= 0
+    ax.set_ylim(max(0.0, bottom) if low >= 0 else bottom, high + pad)
     ax.set_ylabel(f"validation {metric}")
     ax.set_title(title)
     ax.legend(loc="lower right", fontsize=8)

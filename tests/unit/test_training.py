@@ -85,3 +85,17 @@ def test_drift_hurts_the_old_model(stream, settings):
     old = training.score(model, before.tail(1000), settings.data.features, "repaid", "roc_auc")
     new = training.score(model, after, settings.data.features, "repaid", "roc_auc")
     assert new < old - 0.1
+
+
+def test_regression_config_end_to_end(stream, settings):
+    """A regression target with an error scorer: CV, scores (negative, greater is better), chart."""
+    from include import charts
+
+    reg = settings.model_copy(
+        update={"model": settings.model.model_copy(update={"task": "regression", "metric": "neg_root_mean_squared_error"})}
+    )
+    frame = stream[stream.timestamp < "2026-01-26"].assign(repaid=lambda f: f.car_value * 0.05 + f.age).reset_index(drop=True)
+    cv, last = training.cross_validate(frame, reg)
+    assert all(s < 0 for s in cv.scores)
+    png = charts.fold_chart(cv.summary(), "neg_root_mean_squared_error", "regression")
+    assert png[:4] == b"\x89PNG"
