@@ -173,7 +173,12 @@ def check_drift(settings, window: Window, scored: dict) -> dict:
     if chart is not None:
         storage.write_bytes(chart, storage.path("reports", "drift_over_time.png"))
     log.info("interval %s: drift share %.2f (%s), drift=%s", window.key, decision["drift_share"], decision["drifted"], decision["drift"])
-    return {k: verdict[k] for k in ("start", "end", "drift", "drift_share", "live_metric", "model_version", "mlflow_run_id")}
+    url = registry.run_url(verdict["mlflow_run_id"])
+    log.info("MLflow monitoring run: %s", url or verdict["mlflow_run_id"])
+    return {
+        **{k: verdict[k] for k in ("start", "end", "drift", "drift_share", "live_metric", "model_version", "mlflow_run_id")},
+        "mlflow_url": url,
+    }
 
 
 def pending_drift(verdicts: list[dict], consecutive: int, cooldown: timedelta, triggers: list[dict]) -> dict | None:

@@ -60,6 +60,18 @@ class VersionInfo:
         }
 
 
+def run_url(run_id: str) -> str | None:
+    """The MLflow UI page of a run, when the tracking URI is an HTTP server (None otherwise)."""
+    _quiet()
+    import mlflow
+
+    uri = mlflow.get_tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return None
+    run = client().get_run(run_id)
+    return f"{uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
+
+
 def experiment_id(name: str) -> str:
     """The id of experiment ``name``, created if missing."""
     c = client()

@@ -74,6 +74,7 @@ def train_challenger(settings, window: Window, reason: str, airflow_run_id: str)
             "cv_mean": run.data.metrics.get(f"cv_{metric}_mean"),
             "valid_start": run.data.tags["driftloop.valid_start"],
             "reused": True,
+            "mlflow_url": registry.run_url(found["run_id"]),
         }
     frame = load_training_frame(settings, window)
     cv, comparison_model = training.cross_validate(frame, settings)
@@ -83,7 +84,9 @@ def train_challenger(settings, window: Window, reason: str, airflow_run_id: str)
         cv.summary(), metric, f"{settings.name}: time-based CV, window {window.start:%Y-%m-%d} to {window.end:%Y-%m-%d} ({reason})"
     )
     info = registry.log_training_run(settings, window, reason, airflow_run_id, cv, model, comparison_model, frame, gate_profile, png)
-    return {**info, "cv_mean": cv.mean, "valid_start": cv.folds[-1].valid_start.isoformat(), "reused": False}
+    url = registry.run_url(info["run_id"])
+    log.info("MLflow run: %s", url or info["run_id"])
+    return {**info, "cv_mean": cv.mean, "valid_start": cv.folds[-1].valid_start.isoformat(), "reused": False, "mlflow_url": url}
 
 
 def evaluate_challenger(settings, window: Window, trained: dict) -> dict:

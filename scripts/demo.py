@@ -202,7 +202,7 @@ class Demo:
         trained = self.airflow.xcom("retrain", run_id, "train") or {}
         promoted = self.airflow.xcom("retrain", run_id, "promote") or {}
         verb = "promoted to @champion" if promoted.get("promoted") else "kept as @challenger"
-        return f"v{trained.get('version')} {verb}: {promoted.get('reason', '?')}"
+        return f"v{trained.get('version')} {verb}: {promoted.get('reason', '?')} ({trained.get('mlflow_url')})"
 
     def play(self) -> None:
         hist_start, hist_end = week(1)[0], week(HISTORY_WEEKS)[1]

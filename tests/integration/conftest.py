@@ -225,3 +225,14 @@ def task_states(dr) -> dict[str, str | None]:
         return {
             ti.task_id: (str(ti.state.value) if hasattr(ti.state, "value") else ti.state) for ti in run.get_task_instances(session=session)
         }
+
+
+def xcom_value(dr, task_id: str):
+    """The return value a task of a finished DagRun pushed, read back from the metadata DB."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        query = XComModel.get_many(run_id=dr.run_id, key="return_value", task_ids=task_id, dag_ids=dr.dag_id)
+        row = session.scalars(query).first()
+        return None if row is None else XComModel.deserialize_value(row)

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from tests.integration.conftest import ROWS_PER_DAY, START, rows_in, task_states, week
+from tests.integration.conftest import ROWS_PER_DAY, START, rows_in, task_states, week, xcom_value
 
 pytestmark = pytest.mark.integration
 
@@ -54,6 +54,12 @@ def test_initial_retrain_succeeds_and_promotes(initial):
     assert {k: v for k, v in states.items() if k != "approval"} == dict.fromkeys(
         ["window", "gate", "train", "evaluate", "route", "promote"], "success"
     )
+
+
+def test_train_returns_a_link_to_its_mlflow_run(initial, training_run, mlflow_server):
+    trained = xcom_value(initial, "train")
+    assert trained["run_id"] == training_run.info.run_id and trained["version"] == 1
+    assert trained["mlflow_url"] == f"{mlflow_server}/#/experiments/{training_run.info.experiment_id}/runs/{training_run.info.run_id}"
 
 
 def test_version_one_is_champion_and_challenger(initial, project, mlflow_client):
