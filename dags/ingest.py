@@ -37,10 +37,11 @@ CONFIG = load_dag_settings()
 def ingest():
     @task
     def window() -> dict:
-        from include.windows import interval_window
+        from include.windows import NoWindow, interval_window
 
         ctx = get_current_context()
-        return interval_window(ctx["params"], interval=(ctx.get("data_interval_start"), ctx.get("data_interval_end"))).as_dict()
+        with fail_without_retry(NoWindow):
+            return interval_window(ctx["params"], interval=(ctx.get("data_interval_start"), ctx.get("data_interval_end"))).as_dict()
 
     @task(retries=0)
     def gate(span: dict) -> dict:

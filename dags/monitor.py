@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from driftloop_airflow import CURATED, DEFAULT_ARGS, TAGS, VERDICTS, settings, start_date
+from driftloop_airflow import CURATED, DEFAULT_ARGS, TAGS, VERDICTS, fail_without_retry, settings, start_date
 from include.config import load_dag_settings
 
 CONFIG = load_dag_settings()
@@ -35,13 +35,14 @@ CONFIG = load_dag_settings()
 )
 def monitor():
     @task
-    def window() -> dict:
-        from include.windows import interval_window
+    def window() -> list[dict]:
+        from include.windows import NoWindow, interval_windows
 
         ctx = get_current_context()
         events = ctx.get("triggering_asset_events") or {}
         extras = [e.extra for evs in events.values() for e in evs]
-        return interval_window(ctx["params"], extras).as_dict()
+        with fail_without_retry(NoWindow):
+            return [w.as_dict() for w in interval_windows(ctx["params"], extras)]
 
     @task
     def score(span: dict) -> dict:
@@ -51,21 +52,21 @@ def monitor():
         from include.storage import Window
 
         try:
-            return score_interval(settings(), Window.parse(**span))
+            return {**score_interval(settings(), Window.parse(**span)), "span": span}
         except NoChampion as err:
             raise AirflowSkipException(str(err)) from err
 
     @task(outlets=[VERDICTS])
-    def drift(span: dict, scored: dict) -> dict:
+    def drift(scored: dict) -> dict:
         from include.monitoring import check_drift
         from include.storage import Window
 
-        verdict = check_drift(settings(), Window.parse(**span), scored)
+        verdict = check_drift(settings(), Window.parse(**scored["span"]), scored)
         get_current_context()["outlet_events"][VERDICTS].extra = verdict
         return verdict
 
-    span = window()
-    drift(span, score(span))
+    # one score and one drift check per interval: queued ingest events are not merged
+    drift.expand(scored=score.expand(span=window()))
 
 
 monitor()

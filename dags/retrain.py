@@ -50,10 +50,12 @@ def retrain():
 
         ctx = get_current_context()
         params, run = ctx["params"], ctx["dag_run"]
-        end = retrain_end(params, ctx.get("data_interval_end") if run.run_type == "scheduled" else None, run.run_after)
-        length = parse_duration(params["window"]) if params.get("window") else settings().training.window
+        with fail_without_retry(ValueError):  # no end, or a window length like "90 days"
+            end = retrain_end(params, ctx.get("data_interval_end") if run.run_type == "scheduled" else None, run.run_after)
+            length = parse_duration(params["window"]) if params.get("window") else settings().training.window
+            span = training_window(end, length)
         reason = "schedule" if run.run_type == "scheduled" else params.get("reason") or "manual"
-        return {**training_window(end, length).as_dict(), "reason": reason}
+        return {**span.as_dict(), "reason": reason}
 
     @task(retries=0)
     def gate(span: dict) -> dict:
@@ -97,7 +99,7 @@ def retrain():
     def promote(trained: dict, comparison: dict) -> dict:
         from include.retraining import promote as move_alias
 
-        return move_alias(settings(), trained, comparison)
+        return move_alias(settings(), trained, comparison, get_current_context()["run_id"])
 
     span = window()
     trained = train(span, gate(span))

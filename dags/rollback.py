@@ -34,7 +34,8 @@ def rollback():
         from include.retraining import rollback as roll_back
 
         with fail_without_retry(ValueError):
-            return roll_back(settings(), get_current_context()["params"].get("version"))
+            ctx = get_current_context()
+            return roll_back(settings(), ctx["params"].get("version"), ctx["run_id"])
 
     move_champion()
 

@@ -42,7 +42,8 @@ def check_landing(settings, window: Window) -> dict:
 
 def publish(settings, window: Window) -> dict:
     """Moves the window's staged rows into curated storage, replacing what a previous run of the
-    same window wrote (no duplicates), and clears a quarantine entry the window may have had.
+    same window wrote (no duplicates), and moves a quarantine entry the window may have had to
+    ``quarantine/resolved/``.
 
     Returns:
         ``{"rows", "partitions"}``.
@@ -53,7 +54,9 @@ def publish(settings, window: Window) -> dict:
         raise FileNotFoundError(f"nothing staged for {window.as_dict()}: the gate task must pass first")
     frame = storage.read_parquet(staged)
     partitions = storage.write_curated(frame, window, settings.data.id)
-    storage.clear_quarantine(window)
+    resolved = storage.resolve_quarantine(window)
+    if resolved:
+        log.info("window %s passed the gate this time; its quarantine entry is kept in %s", window.key, resolved)
     storage.fs.rm(staged)
     log.info("curated %d rows of %s into %d partitions", len(frame), window.key, len(partitions))
     return {"rows": len(frame), "partitions": len(partitions)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,17 +130,25 @@ def load_model(uri: str):
 
 
 def find_training_run(experiment: str, airflow_run_id: str) -> dict | None:
-    """A finished training run of this Airflow run that already registered a version, if any."""
+    """A training run of this Airflow run that already registered a version, if any.
+
+    Any status counts: a worker that died after ``log_model`` registered the version leaves its
+    run RUNNING or FAILED, and its retry must reuse that version rather than register another.
+    Such a run is marked FINISHED here, since everything it logged is complete.
+    """
     c = client()
     exp_id = experiment_id(experiment)
     runs = c.search_runs(
         [exp_id],
-        filter_string=f"tags.`driftloop.airflow_run_id` = '{airflow_run_id}' and attributes.status = 'FINISHED'",
+        filter_string=f"tags.`driftloop.airflow_run_id` = '{airflow_run_id}'",
         order_by=["attributes.start_time DESC"],
     )
     for run in runs:
         versions = c.search_model_versions(f"run_id = '{run.info.run_id}'")
         if versions:
+            if run.info.status != "FINISHED":
+                c.set_terminated(run.info.run_id, "FINISHED")
+                run = c.get_run(run.info.run_id)
             return {"run_id": run.info.run_id, "version": int(versions[0].version), "run": run}
     return None
 
@@ -294,6 +303,30 @@ def set_champion(name: str, version: int, history: list[int] | None = None) -> l
     c.set_model_version_tag(name, str(version), "driftloop.champion", "true")
     log.info("%s@%s -> version %d (history %s)", name, CHAMPION, version, history)
     return history
+
+
+def _move_tag(airflow_run_id: str) -> str:
+    return "driftloop.move." + re.sub(r"[^A-Za-z0-9_.-]", "_", airflow_run_id)
+
+
+def recorded_move(name: str, airflow_run_id: str) -> dict | None:
+    """What an Airflow run already did to ``@champion`` (promote or rollback), if anything.
+
+    A cleared and re-run ``promote`` or ``rollback`` task returns this instead of moving the alias
+    a second time (a rollback re-run would otherwise step back once more)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        tags = client().get_registered_model(name).tags or {}
+    except MlflowException:
+        return None
+    value = tags.get(_move_tag(airflow_run_id))
+    return json.loads(value) if value else None
+
+
+def record_move(name: str, airflow_run_id: str, result: dict) -> dict:
+    client().set_registered_model_tag(name, _move_tag(airflow_run_id), json.dumps(result, sort_keys=True))
+    return result
 
 
 def rollback_plan(name: str, requested: int | None) -> tuple[int, list[int]]:

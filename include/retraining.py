@@ -79,7 +79,8 @@ def train_challenger(settings, window: Window, reason: str, airflow_run_id: str)
     frame = load_training_frame(settings, window)
     cv, comparison_model = training.cross_validate(frame, settings)
     model = training.fit(frame, settings)
-    gate_profile = quality.profile(frame, settings.data, window)
+    # the gate's learned tolerances describe every gated row of the window, labelled or not
+    gate_profile = quality.profile(Storage.from_settings(settings).read_curated(window), settings.data, window)
     png = charts.fold_chart(
         cv.summary(), metric, f"{settings.name}: time-based CV, window {window.start:%Y-%m-%d} to {window.end:%Y-%m-%d} ({reason})"
     )
@@ -125,28 +126,42 @@ def evaluate_challenger(settings, window: Window, trained: dict) -> dict:
     return result
 
 
-def promote(settings, trained: dict, comparison: dict) -> dict:
+def promote(settings, trained: dict, comparison: dict, airflow_run_id: str) -> dict:
     """Moves ``@champion`` to the challenger when the comparison says it is better.
+
+    Done once per Airflow run: a re-run of the task returns what the first run did.
 
     Returns:
         ``{"promoted", "champion", "reason"}``.
     """
-    if not comparison["better"]:
+    done = registry.recorded_move(settings.name, airflow_run_id)
+    if done is not None:
+        return done
+    c = registry.client()
+    if comparison["better"]:
+        registry.set_champion(settings.name, trained["version"])
+        c.set_model_version_tag(settings.name, str(trained["version"]), "driftloop.decision", "promoted")
+        result = {"promoted": True, "champion": trained["version"], "reason": comparison["reason"]}
+    else:
         current = registry.alias_version(settings.name, registry.CHAMPION)
-        registry.client().set_model_version_tag(settings.name, str(trained["version"]), "driftloop.decision", "rejected")
-        return {"promoted": False, "champion": current.version if current else None, "reason": comparison["reason"]}
-    registry.set_champion(settings.name, trained["version"])
-    registry.client().set_model_version_tag(settings.name, str(trained["version"]), "driftloop.decision", "promoted")
-    return {"promoted": True, "champion": trained["version"], "reason": comparison["reason"]}
+        c.set_model_version_tag(settings.name, str(trained["version"]), "driftloop.decision", "rejected")
+        result = {"promoted": False, "champion": current.version if current else None, "reason": comparison["reason"]}
+    return registry.record_move(settings.name, airflow_run_id, result)
 
 
-def rollback(settings, version: int | None) -> dict:
-    """Points ``@champion`` back at the previous champion, or at ``version``.
+def rollback(settings, version: int | None, airflow_run_id: str) -> dict:
+    """Points ``@champion`` back at the previous champion, or at ``version``; once per Airflow run
+    (re-running the task does not step back a second time).
 
     Raises:
         ValueError: there is nothing to roll back to.
     """
+    done = registry.recorded_move(settings.name, airflow_run_id)
+    if done is not None:
+        return done
     before = registry.alias_version(settings.name, registry.CHAMPION)
     target, history = registry.rollback_plan(settings.name, version)
     registry.set_champion(settings.name, target, history)
-    return {"from": before.version if before else None, "to": target, "history": history}
+    return registry.record_move(
+        settings.name, airflow_run_id, {"from": before.version if before else None, "to": target, "history": history}
+    )

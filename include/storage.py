@@ -10,6 +10,7 @@ Layout under ``storage``::
     _manifest/landing.json                     time span of each landing file (read once)
     curated/date=YYYY-MM-DD/data.parquet       gated rows, partitioned by event date
     quarantine/<start>__<end>/batch.parquet    a rejected batch, with report.json and report.md
+    quarantine/resolved/<start>__<end>__<n>/   the same, once a later run of the window passed
     predictions/<start>__<end>.parquet         scores of an interval, one row per id
     verdicts/<start>__<end>.json               the monitor's drift verdict of an interval
     reports/<start>__<end>/drift.html          the Evidently report of an interval
@@ -70,11 +71,17 @@ def to_utc(value: str | datetime | pd.Timestamp) -> datetime:
     return stamp.to_pydatetime()
 
 
-def normalize_timestamps(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+def normalize_timestamps(frame: pd.DataFrame, column: str, errors: str = "raise") -> pd.DataFrame:
     """Returns a copy whose ``column`` is a UTC datetime; naive values are read as UTC.
 
+    Args:
+        frame: the rows.
+        column: the timestamp column.
+        errors: ``"raise"``, or ``"coerce"`` to turn values that are not timestamps into NaT (the
+            gate's not-null check on the timestamp then names them).
+
     Raises:
-        ValueError: naming the column and an example of a value that is not a timestamp.
+        ValueError: (``errors="raise"``) naming the column and an example of a bad value.
     """
     out = frame.copy()
     values = out[column]
@@ -83,7 +90,7 @@ def normalize_timestamps(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     else:
         parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
         bad = parsed.isna() & values.notna()
-        if bad.any():
+        if bad.any() and errors == "raise":
             raise ValueError(f"column {column!r}: {int(bad.sum())} value(s) are not timestamps, e.g. {values[bad].iloc[0]!r}")
     if getattr(parsed.dt, "tz", None) is None:
         parsed = parsed.dt.tz_localize("UTC")
@@ -165,6 +172,23 @@ class Storage:
                 frame = pd.read_parquet(handle, columns=columns)
         return frame
 
+    def _index_file(self, name: str) -> dict:
+        try:
+            raw = self._read_landing_file(name, [self.timestamp])
+        except (KeyError, ValueError) as err:
+            # no timestamp column: the file belongs to no window; every ingest warns about it
+            return {"rows": 0, "min": None, "max": None, "bad_timestamps": 0, "error": f"no column {self.timestamp!r} ({err})"}
+        stamps = normalize_timestamps(raw, self.timestamp, errors="coerce")[self.timestamp]
+        valid = stamps.dropna()
+        return {
+            "rows": len(stamps),
+            "min": valid.min().isoformat() if len(valid) else None,
+            "max": valid.max().isoformat() if len(valid) else None,
+            # rows whose timestamp is not a timestamp travel with every window the file overlaps,
+            # so the gate's not-null check on the timestamp quarantines them with their batch
+            "bad_timestamps": int(stamps.isna().sum()),
+        }
+
     def landing_manifest(self) -> dict[str, dict]:
         """Returns ``{file: {size, mtime, rows, min, max}}`` for every landing file.
 
@@ -180,15 +204,11 @@ class Storage:
             signature = {"size": info.get("size"), "mtime": str(info.get("mtime") or info.get("LastModified") or "")}
             entry = manifest.get(name)
             if entry is None or {k: entry.get(k) for k in signature} != signature:
-                stamps = normalize_timestamps(self._read_landing_file(name, [self.timestamp]), self.timestamp)[self.timestamp]
-                entry = {
-                    **signature,
-                    "rows": len(stamps),
-                    "min": stamps.min().isoformat() if len(stamps) else None,
-                    "max": stamps.max().isoformat() if len(stamps) else None,
-                }
+                entry = {**signature, **self._index_file(name)}
                 changed = True
                 log.info("manifest: indexed %s (%d rows)", name, entry["rows"])
+            if entry.get("error"):
+                log.warning("landing file %s cannot be placed in any window: %s", name, entry["error"])
             current[name] = entry
         if changed or set(current) != set(manifest):
             self.write_json(current, manifest_path)
@@ -205,14 +225,16 @@ class Storage:
         return files
 
     def read_landing(self, window: Window) -> pd.DataFrame:
-        """The landing rows with ``start <= timestamp < end``, from the files that overlap the window.
+        """The landing rows with ``start <= timestamp < end``, from the files that overlap the window,
+        plus those files' rows whose timestamp is missing or unreadable (the gate rejects them).
 
         Returns an empty frame (with no columns) when no file overlaps.
         """
         frames = []
         for name in self.landing_files_for(window):
-            frame = normalize_timestamps(self._read_landing_file(name), self.timestamp)
-            frames.append(frame[window.contains(frame[self.timestamp])])
+            frame = normalize_timestamps(self._read_landing_file(name), self.timestamp, errors="coerce")
+            stamps = frame[self.timestamp]
+            frames.append(frame[window.contains(stamps) | stamps.isna()])
         if not frames:
             return pd.DataFrame()
         return pd.concat(frames, ignore_index=True)
@@ -270,12 +292,21 @@ class Storage:
         self.write_text(report_md, f"{folder}/report.md")
         return folder
 
-    def clear_quarantine(self, window: Window) -> None:
-        """Removes the quarantine entry of a window that has since passed the gate (a re-run after
-        the landing data was fixed). The landing files themselves are never touched."""
+    def resolve_quarantine(self, window: Window) -> str | None:
+        """Moves the quarantine entry of a window that has since passed the gate (a re-run after
+        the landing data was fixed) to ``quarantine/resolved/<window>__<n>/``: nothing is deleted,
+        and ``quarantine/<window>`` again means "this window is blocked now".
+
+        Returns the new folder, or None when the window had no entry."""
         folder = self.path("quarantine", window.key)
-        if self.exists(folder):
-            self.fs.rm(folder, recursive=True)
+        if not self.exists(folder):
+            return None
+        done = self.path("quarantine", "resolved")
+        n = len(self.fs.glob(f"{done}/{window.key}__*")) + 1 if self.exists(done) else 1
+        target = f"{done}/{window.key}__{n}"
+        self.fs.makedirs(done, exist_ok=True)
+        self.fs.mv(folder, target, recursive=True)
+        return target
 
     def staging_path(self, window: Window) -> str:
         return self.path("staging", f"{window.key}.parquet")

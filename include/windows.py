@@ -41,6 +41,22 @@ def interval_window(params: dict, extras: Iterable[dict] = (), interval: tuple |
     raise NoWindow('this run has no window: trigger it with conf {"start": ISO, "end": ISO}')
 
 
+def interval_windows(params: dict, extras: Iterable[dict] = ()) -> list[Window]:
+    """The windows a monitor run checks: the run conf's one window, else one per distinct Asset
+    event (several ingest runs may have been queued for one monitor run: each interval keeps its
+    own predictions and verdict), oldest first.
+
+    Raises:
+        NoWindow: neither gives a window.
+    """
+    if params.get("start") or params.get("end"):
+        return [interval_window(params)]
+    spans = {Window.parse(e["start"], e["end"]) for e in extras if e and e.get("start") and e.get("end")}
+    if not spans:
+        raise NoWindow('this run has no window: trigger it with conf {"start": ISO, "end": ISO}')
+    return sorted(spans, key=lambda w: (w.start, w.end))
+
+
 def retrain_end(params: dict, scheduled_end, run_after) -> str:
     """The training window's end: conf ``end``, else the scheduled time, else when the run was
     requested (a manual trigger without an end trains up to that moment)."""

@@ -54,7 +54,9 @@ def fail_without_retry(*errors: type[BaseException]):
 
 
 def settings():
-    """The full config, loaded inside a task (never at parse time)."""
-    from include.config import load_settings
+    """The full config, loaded inside a task (never at parse time). A broken config fails the
+    task at once: retrying cannot fix it."""
+    from include.config import ConfigError, load_settings
 
-    return load_settings()
+    with fail_without_retry(ConfigError):
+        return load_settings()

@@ -331,6 +331,8 @@ def main(argv: list[str] | None = None) -> Demo:
     stop(svc.home)
     # a fresh start each time: the demo replays the same history. Its storage is wiped only if
     # the demo made it (marker file), never a folder of someone's own data.
+    if "://" in settings.storage:
+        raise SystemExit(f"the demo replays its stream into local storage; {args.config} names {settings.storage}")
     storage = Path(settings.storage)
     if storage.exists() and not (storage / ".driftloop-demo").exists():
         raise SystemExit(f"{storage} exists and was not made by the demo; choose another storage in {args.config}")

@@ -34,7 +34,7 @@ def edges(dag):
     ("dag_id", "expected"),
     [
         ("ingest", {("window", "gate"), ("window", "publish"), ("gate", "publish")}),
-        ("monitor", {("window", "score"), ("window", "drift"), ("score", "drift")}),
+        ("monitor", {("window", "score"), ("score", "drift")}),
         ("drift_watch", {("wait_for_drift", "trigger_retrain"), ("wait_for_drift", "mark_handled"), ("trigger_retrain", "mark_handled")}),
         (
             "retrain",

@@ -179,3 +179,20 @@ def test_rollback_to_the_previous_champion_and_forward_again(drift_retrain, proj
     assert forward.state == "success", task_states(forward)
     assert _champion(project, mlflow_client) == 2
     assert _history(project, mlflow_client) == [1, 2]
+
+
+def test_a_rerun_rollback_or_promote_does_not_move_the_champion_again(drift_retrain, project, mlflow_client):
+    """Clearing a finished rollback (or promote) task re-runs it with the same Airflow run id: it
+    must return what it did the first time, not step back once more."""
+    from include.retraining import promote, rollback
+
+    assert _champion(project, mlflow_client) == 2 and _history(project, mlflow_client) == [1, 2]
+    first = rollback(project.settings, None, "manual__rerun-check")
+    again = rollback(project.settings, None, "manual__rerun-check")
+    assert first == again == {"from": 2, "to": 1, "history": [1]}
+    assert _champion(project, mlflow_client) == 1
+    # the old promote of version 2 re-run now: already recorded for its run, nothing moves
+    old = promote(project.settings, {"version": 2}, {"better": True, "reason": "x"}, drift_retrain.run_id)
+    assert old["champion"] == 2 and _champion(project, mlflow_client) == 1
+    rollback(project.settings, 2, "manual__forward-again")
+    assert _champion(project, mlflow_client) == 2

@@ -132,16 +132,19 @@ def test_corrupt_batch_fails_on_the_champions_learned_range(project, champion):
     assert _digest(project.landing) == project.landed  # a bad batch is kept, never moved or deleted
 
 
-def test_fixed_landing_data_passes_and_clears_the_quarantine(project, stream_4w, champion):
+def test_fixed_landing_data_passes_and_resolves_the_quarantine(project, stream_4w, champion):
     """The upstream re-delivers week 2 without the duplicates: the re-run passes the (now learned)
-    gate, curates each row once and removes the window's quarantine entry."""
+    gate, curates each row once and moves the window's quarantine entry to quarantine/resolved/."""
     project.land(_rows(stream_4w, week(2)))
     dr = project.ingest(*week(2))
     assert dr.state == "success", task_states(dr)
     curated = _curated(project, week(2))
     assert len(curated) == len(_rows(stream_4w, week(2)))
     assert curated["id"].is_unique
-    assert not (project.folder / "store" / "quarantine" / _window_key(week(2))).exists()
+    quarantine = project.folder / "store" / "quarantine"
+    assert not (quarantine / _window_key(week(2))).exists()
+    # the old report is kept, not deleted
+    assert (quarantine / "resolved" / f"{_window_key(week(2))}__1" / "report.md").exists()
 
 
 def test_rerun_replaces_a_window_that_does_not_start_at_midnight(project_factory, stream_4w):

@@ -176,3 +176,16 @@ def test_retried_train_task_completes_a_half_finished_registration(initial, trai
         assert restored.version == "1" and restored.tags["driftloop.window_end"] == training_run.data.tags["driftloop.window_end"]
     finally:
         mlflow_client.set_registered_model_alias(project.name, "challenger", "1")
+
+
+def test_a_run_left_failed_after_registering_is_reused_not_registered_again(initial, training_run, project, mlflow_client):
+    """A worker killed after log_model registered the version leaves the run FAILED (or RUNNING):
+    the retry reuses that version and closes the run, instead of registering a second one."""
+    from include.retraining import train_challenger
+    from include.storage import Window
+
+    mlflow_client.set_terminated(training_run.info.run_id, "FAILED")
+    again = train_challenger(project.settings, Window.parse(week(0)[0], week(4)[0]), "initial", initial.run_id)
+    assert again["version"] == 1 and again["reused"]
+    assert [int(v.version) for v in mlflow_client.search_model_versions(f"name = '{project.name}'")] == [1]
+    assert mlflow_client.get_run(training_run.info.run_id).info.status == "FINISHED"

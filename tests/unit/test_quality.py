@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from include import quality
@@ -97,3 +98,10 @@ def test_markdown_report_lists_every_check(settings, week2, learned):
     assert md.startswith("# ingest gate: FAILED")
     assert md.count("\n| ") == err.report["checks"] + 1
     assert "| car_value | expect_column_values_to_be_between | profile | FAILED |" in md
+
+
+def test_missing_timestamps_are_named(settings, week2):
+    frame = week2.copy()
+    frame.loc[:2, "timestamp"] = pd.NaT
+    msg = str(fail(settings, frame, WEEK2))
+    assert "column 'timestamp': expect_column_values_to_not_be_null" in msg and "3 of" in msg

@@ -95,3 +95,22 @@ def test_normalize_timestamps_names_bad_values():
         normalize_timestamps(frame, "ts")
     ok = normalize_timestamps(pd.DataFrame({"ts": ["2026-01-05T10:00:00", "2026-01-05T12:00:00+02:00"]}), "ts")
     assert ok.ts.dt.hour.tolist() == [10, 10]
+
+
+def test_unreadable_timestamps_reach_the_gate_instead_of_blocking_every_window(tmp_path, stream):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    day = stream[(stream.timestamp >= "2026-01-05") & (stream.timestamp < "2026-01-06")].copy()
+    bad = day.astype({"timestamp": str}).reset_index(drop=True)
+    bad.loc[3, "timestamp"] = "not-a-date"
+    bad.to_csv(landing / "day1.csv", index=False)
+    stream[(stream.timestamp >= "2026-01-06") & (stream.timestamp < "2026-01-07")].to_parquet(landing / "day2.parquet")
+    pd.DataFrame({"id": [1], "x": [2]}).to_csv(landing / "no_timestamp.csv", index=False)
+    store = Storage(str(tmp_path / "store"), str(landing), "timestamp")
+    other = store.read_landing(Window.parse("2026-01-06", "2026-01-07"))  # not blocked by the bad files
+    assert len(other) > 0 and other.timestamp.notna().all()
+    rows = store.read_landing(Window.parse("2026-01-05", "2026-01-06"))
+    assert len(rows) == len(day) and rows.timestamp.isna().sum() == 1
+    manifest = store.landing_manifest()
+    assert manifest[f"{landing}/day1.csv"]["bad_timestamps"] == 1
+    assert "no column 'timestamp'" in manifest[f"{landing}/no_timestamp.csv"]["error"]

@@ -49,3 +49,18 @@ def test_retrain_end_order():
 def test_missing_timestamp_is_an_error_not_nat():
     with pytest.raises(ValueError, match="is not a timestamp"):
         Window.parse(None, "2026-01-05")
+
+
+def test_monitor_keeps_queued_intervals_apart():
+    from include.windows import interval_windows
+
+    events = [
+        {"start": "2026-03-01", "end": "2026-03-02"},
+        {"start": "2026-01-05", "end": "2026-01-06"},
+        {"start": "2026-01-05", "end": "2026-01-06"},
+    ]
+    spans = interval_windows({}, events)
+    assert [(w.start.month, w.start.day) for w in spans] == [(1, 5), (3, 1)]
+    assert interval_windows({"start": "2026-01-05", "end": "2026-01-12"}, events) == [Window.parse("2026-01-05", "2026-01-12")]
+    with pytest.raises(NoWindow):
+        interval_windows({}, [])
