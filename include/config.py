@@ -144,6 +144,8 @@ class ScheduleSettings(_Section):
     ingest: str | None = "@daily"
     retrain: str | None = "@weekly"
     start_date: str = "2026-01-01"
+    # true: after an outage (or from start_date on first deploy) ingest runs every missed interval
+    catchup: bool = False
 
 
 class Settings(_Section):

@@ -102,10 +102,10 @@ def test_schedules_follow_the_config(tmp_path):
     """With the defaults, ingest runs daily over its data interval and retrain weekly."""
     from tests.conftest import write_config
 
-    path = write_config(tmp_path, schedule={"ingest": "@daily", "retrain": "@weekly", "start_date": "2026-01-01"})
+    path = write_config(tmp_path, schedule={"ingest": "@daily", "retrain": "@weekly", "start_date": "2026-01-01", "catchup": True})
     code = (
         "from airflow.models import DagBag; b = DagBag(dag_folder='dags'); "
-        "print(type(b.dags['ingest'].timetable).__name__, type(b.dags['retrain'].timetable).__name__, len(b.import_errors))"
+        "print(b.dags['ingest'].catchup, type(b.dags['ingest'].timetable).__name__, type(b.dags['retrain'].timetable).__name__, len(b.import_errors))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],
@@ -115,7 +115,7 @@ def test_schedules_follow_the_config(tmp_path):
         env={**os.environ, "DRIFTLOOP_CONFIG": str(path)},
         check=True,
     )
-    assert out.stdout.split()[-3:] == ["CronDataIntervalTimetable", "CronTriggerTimetable", "0"]
+    assert out.stdout.split()[-4:] == ["True", "CronDataIntervalTimetable", "CronTriggerTimetable", "0"]
 
 
 HEAVY = ("pandas", "sklearn", "mlflow", "great_expectations", "evidently", "matplotlib")
