@@ -210,7 +210,8 @@ class Demo:
         if state != "success":
             raise RuntimeError("ingest of the history failed; see the Airflow UI")
         self.say(f"ingest {hist_start:%Y-%m-%d}..{hist_end:%Y-%m-%d}: {gated['rows']} rows passed the gate")
-        run_id = self.airflow.trigger("retrain", f"demo__initial__{hist_end:%Y%m%d}", {"end": iso(hist_end), "reason": "initial"})
+        conf = {"end": iso(hist_end), "reason": "initial", "window": f"{7 * HISTORY_WEEKS}D"}
+        run_id = self.airflow.trigger("retrain", f"demo__initial__{hist_end:%Y%m%d}", conf)
         if self.airflow.wait("retrain", run_id) != "success":
             raise RuntimeError("the initial retrain failed; see the Airflow UI")
         summary = self.retrain_summary(run_id)
