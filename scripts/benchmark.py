@@ -101,7 +101,7 @@ def parse_times(repeat: int, home: Path) -> list[tuple[str, float, float]]:
 
 
 def retrain_vs_plain(repeat: int, home: Path) -> tuple[dict, dict]:
-    from services import free_port, wait_http
+    from services import free_port, mlflow_command, wait_http
 
     from include.simulator import StreamSpec, simulate, write_daily_batches
     from include.storage import Storage, Window
@@ -121,20 +121,7 @@ def retrain_vs_plain(repeat: int, home: Path) -> tuple[dict, dict]:
     port = free_port()
     bin_dir = Path(sys.executable).parent
     mlflow = subprocess.Popen(
-        [
-            str(bin_dir / "mlflow"),
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{home}/mlflow.db",
-            "--artifacts-destination",
-            str(home / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
+        mlflow_command(home, port, workers=1),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
