@@ -23,11 +23,17 @@ def training_window(end: str, length) -> Window:
     return Window(stop - length, stop)
 
 
-def load_training_frame(settings, window: Window) -> pd.DataFrame:
-    """Curated rows of the window with their labels; rows still without a label are left out."""
+def load_training_frame(settings, window: Window, curated: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Curated rows of the window with their labels; rows still without a label are left out.
+
+    Args:
+        settings: the full Settings.
+        window: the span to read.
+        curated: the window's curated rows when the caller has read them already.
+    """
     data = settings.data
     storage = Storage.from_settings(settings)
-    frame = with_labels(storage.read_curated(window), storage, data)
+    frame = with_labels(storage.read_curated(window) if curated is None else curated, storage, data)
     if frame.empty or data.target not in frame.columns:
         return frame
     labelled = frame[frame[data.target].notna()].reset_index(drop=True)
@@ -76,11 +82,12 @@ def train_challenger(settings, window: Window, reason: str, airflow_run_id: str)
             "reused": True,
             "mlflow_url": registry.run_url(found["run_id"]),
         }
-    frame = load_training_frame(settings, window)
+    curated = Storage.from_settings(settings).read_curated(window)
+    frame = load_training_frame(settings, window, curated)
     cv, comparison_model = training.cross_validate(frame, settings)
     model = training.fit(frame, settings)
     # the gate's learned tolerances describe every gated row of the window, labelled or not
-    gate_profile = quality.profile(Storage.from_settings(settings).read_curated(window), settings.data, window)
+    gate_profile = quality.profile(curated, settings.data, window)
     png = charts.fold_chart(
         cv.summary(), metric, f"{settings.name}: time-based CV, window {window.start:%Y-%m-%d} to {window.end:%Y-%m-%d} ({reason})"
     )

@@ -61,21 +61,9 @@ print(json.dumps({"seconds": time.perf_counter() - t, "max_rss_mb": resource.get
 
 
 def env(extra: dict | None = None) -> dict:
-    out = dict(os.environ)
-    out.update(
-        {
-            "PYTHONPATH": f"{ROOT}:{ROOT / 'plugins'}",
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-            "MLFLOW_DISABLE_TELEMETRY": "true",
-            "GX_ANALYTICS_ENABLED": "false",
-            "DO_NOT_TRACK": "1",
-            "OMP_NUM_THREADS": "1",
-        }
-    )
-    out.update(extra or {})
-    return out
+    from services import base_env
+
+    return base_env(**(extra or {}))
 
 
 def run_json(code: str, *args: str, extra_env: dict | None = None) -> dict | float:

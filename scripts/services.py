@@ -30,6 +30,31 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
 
+def base_env(**extra: str) -> dict[str, str]:
+    """This process's environment plus what every driftloop process needs: the checkout on the
+    import path, Airflow pointed at its dags/ and plugins/, telemetry off (there is no network),
+    and one OpenMP thread per process (see ``Services.env``)."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",
+            "PYTHONPATH": f"{ROOT}:{ROOT / 'plugins'}",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "GX_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            # One OpenMP thread per task: on a 2-core machine shared with the scheduler, the
+            # api-server and MLflow, gradient boosting's spinning OpenMP workers slowed a fold
+            # from 0.3 s to 26 s (seen in the demo).
+            "OMP_NUM_THREADS": "1",
+        }
+    )
+    env.update(extra)
+    return env
+
+
 @dataclass
 class Services:
     home: Path
@@ -61,37 +86,21 @@ class Services:
         return json.loads(self.password_file.read_text())["admin"]
 
     def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(
-            {
-                "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",
-                "PYTHONPATH": str(ROOT),
-                "DRIFTLOOP_CONFIG": str(self.config),
-                "MLFLOW_TRACKING_URI": self.mlflow_url,
-                "MLFLOW_DISABLE_TELEMETRY": "true",
-                "GX_ANALYTICS_ENABLED": "false",
-                "DO_NOT_TRACK": "1",
-                "AIRFLOW_HOME": str(self.airflow_home),
-                "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-                "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-                "AIRFLOW__CORE__PARALLELISM": "8",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-                "AIRFLOW__API__PORT": str(self.airflow_port),
-                "AIRFLOW__API__BASE_URL": self.airflow_url,
-                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.airflow_url}/execution/",
-                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
-                "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
-                "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-                # One OpenMP thread per task: on a 2-core machine shared with the scheduler, the
-                # api-server and MLflow, gradient boosting's spinning OpenMP workers slowed a fold
-                # from 0.3 s to 26 s (seen in the demo).
-                "OMP_NUM_THREADS": "1",
-            }
+        return base_env(
+            DRIFTLOOP_CONFIG=str(self.config),
+            MLFLOW_TRACKING_URI=self.mlflow_url,
+            AIRFLOW_HOME=str(self.airflow_home),
+            AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
+            AIRFLOW__CORE__PARALLELISM="8",
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
+            AIRFLOW__API__PORT=str(self.airflow_port),
+            AIRFLOW__API__BASE_URL=self.airflow_url,
+            AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{self.airflow_url}/execution/",
+            AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
+            AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="30",
+            AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME="0.5",
+            AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
         )
-        return env
 
 
 def port_is_free(port: int) -> bool:
