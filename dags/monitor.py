@@ -15,6 +15,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 
 from driftloop_airflow import CURATED, DEFAULT_ARGS, TAGS, VERDICTS, fail_without_retry, settings, start_date
 from include.config import load_dag_settings
+from mlflow_link import mlflow_task
 
 CONFIG = load_dag_settings()
 
@@ -56,7 +57,7 @@ def monitor():
         except NoChampion as err:
             raise AirflowSkipException(str(err)) from err
 
-    @task(outlets=[VERDICTS])
+    @mlflow_task(outlets=[VERDICTS])
     def drift(scored: dict) -> dict:
         from include.monitoring import check_drift
         from include.storage import Window

@@ -22,6 +22,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 
 from driftloop_airflow import DEFAULT_ARGS, TAGS, fail_without_retry, settings, start_date, trigger_schedule
 from include.config import load_dag_settings
+from mlflow_link import mlflow_task
 
 CONFIG = load_dag_settings()
 
@@ -67,7 +68,7 @@ def retrain():
         with fail_without_retry(DataQualityError, ConfigError, ValueError):
             return gate_window(settings(), Window.parse(span["start"], span["end"]))
 
-    @task
+    @mlflow_task
     def train(span: dict, gated: dict) -> dict:
         from include.retraining import train_challenger
         from include.storage import Window
@@ -75,7 +76,7 @@ def retrain():
         run_id = get_current_context()["run_id"]
         return train_challenger(settings(), Window.parse(span["start"], span["end"]), span["reason"], run_id)
 
-    @task
+    @mlflow_task
     def evaluate(span: dict, trained: dict) -> dict:
         from include.retraining import evaluate_challenger
         from include.storage import Window
@@ -95,7 +96,7 @@ def retrain():
         execution_timeout=None,
     )
 
-    @task(trigger_rule="none_failed_min_one_success")
+    @mlflow_task(trigger_rule="none_failed_min_one_success")
     def promote(trained: dict, comparison: dict) -> dict:
         from include.retraining import promote as move_alias
 

@@ -7,10 +7,11 @@ form (`{"version": N}`). The champion history is kept as a tag on the registered
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context
 
 from driftloop_airflow import DEFAULT_ARGS, TAGS, fail_without_retry, settings, start_date
 from include.config import load_dag_settings
+from mlflow_link import mlflow_task
 
 CONFIG = load_dag_settings()
 
@@ -29,7 +30,7 @@ CONFIG = load_dag_settings()
     },
 )
 def rollback():
-    @task(retries=0)
+    @mlflow_task(retries=0)
     def move_champion() -> dict:
         from include.retraining import rollback as roll_back
 

@@ -73,6 +73,17 @@ def run_url(run_id: str) -> str | None:
     return f"{uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
 
 
+def version_url(name: str, version: int | None) -> str | None:
+    """The MLflow UI page of a registered model version, when the tracking URI is an HTTP server."""
+    _quiet()
+    import mlflow
+
+    uri = mlflow.get_tracking_uri()
+    if version is None or not uri.startswith(("http://", "https://")):
+        return None
+    return f"{uri.rstrip('/')}/#/models/{name}/versions/{version}"
+
+
 def experiment_id(name: str) -> str:
     """The id of experiment ``name``, created if missing."""
     c = client()

@@ -112,6 +112,7 @@ def evaluate_challenger(settings, window: Window, trained: dict) -> dict:
             "champion_version": champion.version,
             "better": True,
             "reason": "this version is already champion (re-run)",
+            "mlflow_url": trained.get("mlflow_url"),
         }
     rows = load_training_frame(settings, Window.parse(trained["valid_start"], window.end))
     challenger_model = registry.load_model(f"runs:/{trained['run_id']}/{registry.COMPARISON_MODEL}")
@@ -130,7 +131,7 @@ def evaluate_challenger(settings, window: Window, trained: dict) -> dict:
     if result["challenger_score"] is not None:
         registry.log_comparison(trained["run_id"], settings.model.metric, result)
     log.info("comparison: %s", result["reason"])
-    return result
+    return {**result, "mlflow_url": trained.get("mlflow_url")}
 
 
 def promote(settings, trained: dict, comparison: dict, airflow_run_id: str) -> dict:
@@ -139,11 +140,15 @@ def promote(settings, trained: dict, comparison: dict, airflow_run_id: str) -> d
     Done once per Airflow run: a re-run of the task returns what the first run did.
 
     Returns:
-        ``{"promoted", "champion", "reason"}``.
+        ``{"promoted", "champion", "reason", "mlflow_url"}`` (the champion version's page).
     """
     done = registry.recorded_move(settings.name, airflow_run_id)
-    if done is not None:
-        return done
+    if done is None:
+        done = _move_alias(settings, trained, comparison, airflow_run_id)
+    return {**done, "mlflow_url": registry.version_url(settings.name, done["champion"])}
+
+
+def _move_alias(settings, trained: dict, comparison: dict, airflow_run_id: str) -> dict:
     c = registry.client()
     if comparison["better"]:
         registry.set_champion(settings.name, trained["version"])
@@ -164,11 +169,11 @@ def rollback(settings, version: int | None, airflow_run_id: str) -> dict:
         ValueError: there is nothing to roll back to.
     """
     done = registry.recorded_move(settings.name, airflow_run_id)
-    if done is not None:
-        return done
-    before = registry.alias_version(settings.name, registry.CHAMPION)
-    target, history = registry.rollback_plan(settings.name, version)
-    registry.set_champion(settings.name, target, history)
-    return registry.record_move(
-        settings.name, airflow_run_id, {"from": before.version if before else None, "to": target, "history": history}
-    )
+    if done is None:
+        before = registry.alias_version(settings.name, registry.CHAMPION)
+        target, history = registry.rollback_plan(settings.name, version)
+        registry.set_champion(settings.name, target, history)
+        done = registry.record_move(
+            settings.name, airflow_run_id, {"from": before.version if before else None, "to": target, "history": history}
+        )
+    return {**done, "mlflow_url": registry.version_url(settings.name, done["to"])}

@@ -149,3 +149,24 @@ def test_dags_import_from_outside_the_checkout(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == f"{sorted(DAG_IDS)} {{}}"
+
+
+def test_mlflow_link_on_the_tasks_that_write_to_mlflow(bag):
+    """The serialized DAG (what the API server and UI read) names the MLflow button and its XCom key."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    expected = {
+        "retrain": {"train", "evaluate", "promote"},
+        "monitor": {"drift"},
+        "rollback": {"move_champion"},
+        "ingest": set(),
+        "drift_watch": set(),
+    }
+    for dag_id, tasks in expected.items():
+        linked = {t.task_id for t in bag.dags[dag_id].tasks if any(link.name == "MLflow" for link in t.operator_extra_links)}
+        assert linked == tasks, dag_id
+        encoded = DagSerialization.to_dict(bag.dags[dag_id])["dag"]["tasks"]
+        for op in encoded:
+            op = op["__var"]
+            links = op.get("_operator_extra_links") or {}
+            assert (links == {"MLflow": "_link_MlflowLink"}) == (op["task_id"] in tasks), (dag_id, op["task_id"], links)

@@ -227,12 +227,12 @@ def task_states(dr) -> dict[str, str | None]:
         }
 
 
-def xcom_value(dr, task_id: str):
-    """The return value a task of a finished DagRun pushed, read back from the metadata DB."""
+def xcom_value(dr, task_id: str, key: str = "return_value", map_index: int | None = None):
+    """An XCom (by default the return value) a task of a finished DagRun pushed, read back from the metadata DB."""
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        query = XComModel.get_many(run_id=dr.run_id, key="return_value", task_ids=task_id, dag_ids=dr.dag_id)
+        query = XComModel.get_many(run_id=dr.run_id, key=key, task_ids=task_id, dag_ids=dr.dag_id, map_indexes=map_index)
         row = session.scalars(query).first()
         return None if row is None else XComModel.deserialize_value(row)

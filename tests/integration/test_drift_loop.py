@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from tests.integration.conftest import task_states, week
+from tests.integration.conftest import task_states, week, xcom_value
 
 pytestmark = pytest.mark.integration
 
@@ -177,6 +177,7 @@ def test_rollback_to_the_previous_champion_and_forward_again(drift_retrain, proj
 
     forward = project.run("rollback", {"version": 2})
     assert forward.state == "success", task_states(forward)
+    assert xcom_value(forward, "move_champion", key="_link_MlflowLink").endswith(f"/#/models/{project.name}/versions/2")
     assert _champion(project, mlflow_client) == 2
     assert _history(project, mlflow_client) == [1, 2]
 
@@ -189,7 +190,9 @@ def test_a_rerun_rollback_or_promote_does_not_move_the_champion_again(drift_retr
     assert _champion(project, mlflow_client) == 2 and _history(project, mlflow_client) == [1, 2]
     first = rollback(project.settings, None, "manual__rerun-check")
     again = rollback(project.settings, None, "manual__rerun-check")
-    assert first == again == {"from": 2, "to": 1, "history": [1]}
+    assert first == again
+    assert {k: first[k] for k in ("from", "to", "history")} == {"from": 2, "to": 1, "history": [1]}
+    assert first["mlflow_url"].endswith(f"/#/models/{project.name}/versions/1")
     assert _champion(project, mlflow_client) == 1
     # the old promote of version 2 re-run now: already recorded for its run, nothing moves
     old = promote(project.settings, {"version": 2}, {"better": True, "reason": "x"}, drift_retrain.run_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.conftest import ROWS_PER_DAY, START, rows_in, task_states, week
+from tests.integration.conftest import ROWS_PER_DAY, START, rows_in, task_states, week, xcom_value
 
 pytestmark = pytest.mark.integration
 
@@ -51,6 +51,14 @@ def test_monitor_runs_every_task(monitored):
     for dr in monitored[:2]:
         assert dr.state == "success"
         assert task_states(dr) == {"window": "success", "score": "success", "drift": "success"}
+
+
+def test_drift_task_links_to_its_monitoring_run(project, monitored, mlflow_client, mlflow_server):
+    verdict = xcom_value(monitored[1], "drift", map_index=0)
+    run = mlflow_client.get_run(verdict["mlflow_run_id"])
+    page = f"{mlflow_server}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    assert verdict["mlflow_url"] == page
+    assert xcom_value(monitored[1], "drift", key="_link_MlflowLink", map_index=0) == page
 
 
 def test_predictions_one_row_per_id_after_rerun(project, monitored, stream_5w):

@@ -62,6 +62,17 @@ def test_train_returns_a_link_to_its_mlflow_run(initial, training_run, mlflow_se
     assert trained["mlflow_url"] == f"{mlflow_server}/#/experiments/{training_run.info.experiment_id}/runs/{training_run.info.run_id}"
 
 
+def test_mlflow_buttons_point_at_the_run_and_the_champion_version(initial, project, mlflow_server):
+    """The worker stores each task's "MLflow" extra link as an XCom that the UI reads."""
+    run_page = xcom_value(initial, "train")["mlflow_url"]
+    assert xcom_value(initial, "train", key="_link_MlflowLink") == run_page
+    assert xcom_value(initial, "evaluate", key="_link_MlflowLink") == run_page  # the comparison is logged to that run
+    version_page = f"{mlflow_server}/#/models/{project.name}/versions/1"
+    assert xcom_value(initial, "promote")["mlflow_url"] == version_page
+    assert xcom_value(initial, "promote", key="_link_MlflowLink") == version_page
+    assert xcom_value(initial, "gate", key="_link_MlflowLink") is None  # only tasks that write to MLflow get the button
+
+
 def test_version_one_is_champion_and_challenger(initial, project, mlflow_client):
     versions = mlflow_client.search_model_versions(f"name = '{project.name}'")
     assert [int(v.version) for v in versions] == [1]
