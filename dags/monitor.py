@@ -6,7 +6,9 @@ Runs when `ingest` publishes curated rows (the asset event carries the window), 
 on re-run), compares it with the champion's training window using Evidently, computes the live
 metric where labels exist, and records a verdict: a JSON file, and a run in the
 `<name>-monitoring` MLflow experiment with the Evidently report. The verdict event wakes
-`drift_watch`. Without a champion the run is skipped.
+`drift_watch`. The previous champion scores the same rows as a shadow; `guard` rolls `@champion`
+back to it when the champion trails it on the live metric (`monitoring.rollback: auto`). Without a
+champion the run is skipped.
 """
 
 from __future__ import annotations
@@ -66,8 +68,14 @@ def monitor():
         get_current_context()["outlet_events"][VERDICTS].extra = verdict
         return verdict
 
+    @mlflow_task
+    def guard(verdicts: list[dict]) -> dict:
+        from include.retraining import guard_champion
+
+        return guard_champion(settings(), get_current_context()["run_id"])
+
     # one score and one drift check per interval: queued ingest events are not merged
-    drift.expand(scored=score.expand(span=window()))
+    guard(drift.expand(scored=score.expand(span=window())))
 
 
 monitor()

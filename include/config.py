@@ -126,6 +126,13 @@ class MonitoringSettings(_Section):
     reference_rows: int = Field(default=20000, ge=100)
     poke_interval: int = Field(default=60, ge=1)
     watch_timeout: Duration = timedelta(minutes=50)
+    # shadow: also score each interval with the previous champion (one predict more per interval)
+    shadow: bool = True
+    # auto: move @champion back to the previous champion when, on the live metric, it trails the
+    # shadow by more than rollback_margin for rollback_intervals labelled intervals in a row
+    rollback: Literal["auto", "manual"] = "auto"
+    rollback_margin: float = Field(default=0.02, ge=0)
+    rollback_intervals: int = Field(default=2, ge=1)
 
 
 class QualitySettings(_Section):

@@ -46,13 +46,28 @@ def with_labels(frame: pd.DataFrame, storage: Storage, data) -> pd.DataFrame:
     return merged
 
 
+def live_metric(model, labelled: pd.DataFrame, settings) -> float | None:
+    """The primary metric on the labelled rows, or None when there are none (or one class only)."""
+    if labelled.empty:
+        return None
+    try:
+        return score(model, labelled, settings.data.features, settings.data.target, settings.model.metric)
+    except ValueError as err:
+        log.warning("live %s not computed: %s", settings.model.metric, err)
+        return None
+
+
 def score_interval(settings, window: Window) -> dict:
     """Scores the interval's curated rows with ``@champion`` and stores one prediction per id.
 
-    Re-running replaces the interval's predictions file, so predictions are never duplicated.
+    With ``monitoring.shadow`` the previous champion (if any) scores the same rows as a shadow:
+    its predictions sit next to the champion's, and its live metric is what an automatic rollback
+    compares with. Re-running replaces the interval's predictions file, so predictions are never
+    duplicated.
 
     Returns:
-        ``{"rows", "model_version", "predictions", "live_metric", "labelled_rows"}``.
+        ``{"rows", "model_version", "predictions", "live_metric", "labelled_rows", "shadow_version",
+        "shadow_metric"}``.
 
     Raises:
         NoChampion: no champion exists yet.
@@ -65,23 +80,33 @@ def score_interval(settings, window: Window) -> dict:
     if frame.empty:
         raise ValueError(f"no curated rows in [{window.start.isoformat()}, {window.end.isoformat()}): run ingest for this interval first")
     model = registry.load_model(f"models:/{settings.name}/{champion.version}")
+    shadow_version = registry.previous_champion(settings.name, champion.version) if settings.monitoring.shadow else None
+    shadow = registry.load_model(f"models:/{settings.name}/{shadow_version}") if shadow_version else None
+
     out = frame[[data.id, data.timestamp]].copy()
     out["prediction"] = predict(model, frame, data.features, settings.model.task)
     out["model_version"] = champion.version
+    if shadow is not None:
+        out["shadow_prediction"] = predict(shadow, frame, data.features, settings.model.task)
+        out["shadow_version"] = shadow_version
     path = storage.write_parquet(out, storage.predictions_path(window))
 
     labelled = with_labels(frame, storage, data)
-    live, n_labelled = None, 0
-    if data.target in labelled.columns:
-        labelled = labelled[labelled[data.target].notna()]
-        n_labelled = len(labelled)
-        if n_labelled:
-            try:
-                live = score(model, labelled, data.features, data.target, settings.model.metric)
-            except ValueError as err:
-                log.warning("live %s not computed: %s", settings.model.metric, err)
+    labelled = labelled[labelled[data.target].notna()] if data.target in labelled.columns else labelled.iloc[0:0]
+    live = live_metric(model, labelled, settings)
+    shadow_live = live_metric(shadow, labelled, settings) if shadow is not None else None
     log.info("scored %d rows with %s v%d; live %s = %s", len(out), settings.name, champion.version, settings.model.metric, live)
-    return {"rows": len(out), "model_version": champion.version, "predictions": path, "live_metric": live, "labelled_rows": n_labelled}
+    if shadow is not None:
+        log.info("shadow v%d: live %s = %s", shadow_version, settings.model.metric, shadow_live)
+    return {
+        "rows": len(out),
+        "model_version": champion.version,
+        "predictions": path,
+        "live_metric": live,
+        "labelled_rows": len(labelled),
+        "shadow_version": shadow_version,
+        "shadow_metric": shadow_live,
+    }
 
 
 def drift_decision(column_scores: dict[str, dict], drift_share: float) -> dict:
@@ -164,8 +189,12 @@ def check_drift(settings, window: Window, scored: dict) -> dict:
         "metric": settings.model.metric,
         "live_metric": scored.get("live_metric"),
         "labelled_rows": scored.get("labelled_rows", 0),
+        "shadow_version": scored.get("shadow_version"),
+        "shadow_metric": scored.get("shadow_metric"),
         "report": html_path,
+        # marks of what was already done about this verdict survive a re-run
         "handled": previous.get("handled"),
+        "demoted": previous.get("demoted"),
     }
     verdict["mlflow_run_id"] = registry.log_monitoring_run(settings, window, verdict, html)
     storage.write_json(verdict, path)
@@ -176,7 +205,20 @@ def check_drift(settings, window: Window, scored: dict) -> dict:
     url = registry.run_url(verdict["mlflow_run_id"])
     log.info("MLflow monitoring run: %s", url or verdict["mlflow_run_id"])
     return {
-        **{k: verdict[k] for k in ("start", "end", "drift", "drift_share", "live_metric", "model_version", "mlflow_run_id")},
+        **{
+            k: verdict[k]
+            for k in (
+                "start",
+                "end",
+                "drift",
+                "drift_share",
+                "live_metric",
+                "model_version",
+                "shadow_version",
+                "shadow_metric",
+                "mlflow_run_id",
+            )
+        },
         "mlflow_url": url,
     }
 
@@ -210,6 +252,54 @@ def pending_drift(verdicts: list[dict], consecutive: int, cooldown: timedelta, t
     }
 
 
+def degradation(verdicts: list[dict], champion: int, margin: float, intervals: int) -> dict | None:
+    """The evidence that ``champion`` does worse than its shadow, or None.
+
+    Degraded when the latest ``intervals`` verdicts were all measured with ``champion`` against
+    the same shadow version, all have both live metrics (labels arrived), none is marked as
+    already acted on, and in each the champion trails the shadow by more than ``margin``.
+    """
+    if len(verdicts) < intervals:
+        return None
+    latest = verdicts[-intervals:]
+    if any(v["model_version"] != champion or v.get("demoted") for v in latest):
+        return None
+    shadows = {v.get("shadow_version") for v in latest}
+    if len(shadows) != 1 or None in shadows:
+        return None
+    if any(v.get("live_metric") is None or v.get("shadow_metric") is None for v in latest):
+        return None
+    gaps = [v["shadow_metric"] - v["live_metric"] for v in latest]
+    if min(gaps) <= margin:
+        return None
+    metric = latest[-1].get("metric", "metric")
+    numbers = ", ".join(f"{Window.parse(v['start'], v['end']).key}: {v['live_metric']:.4f} vs {v['shadow_metric']:.4f}" for v in latest)
+    shadow = shadows.pop()
+    return {
+        "champion": champion,
+        "shadow": shadow,
+        "verdicts": [Window.parse(v["start"], v["end"]).key for v in latest],
+        "gaps": gaps,
+        "reason": (
+            f"champion v{champion} trails shadow v{shadow} on live {metric} by more than {margin} "
+            f"in the last {intervals} labelled intervals ({numbers})"
+        ),
+    }
+
+
+def mark_demoted(settings, keys: list[str], airflow_run_id: str) -> None:
+    """Marks the verdicts that led to a rollback, so they never count towards another one."""
+    _mark_verdicts(Storage.from_settings(settings), keys, "demoted", airflow_run_id)
+
+
+def _mark_verdicts(storage: Storage, keys: list[str], field: str, value: str) -> None:
+    for key in keys:
+        vpath = storage.path("verdicts", f"{key}.json")
+        verdict = storage.read_json(vpath)
+        verdict[field] = value
+        storage.write_json(verdict, vpath)
+
+
 def drift_state(settings) -> tuple[list[dict], list[dict]]:
     """The verdicts and the record of drift-started retrains, from storage."""
     storage = Storage.from_settings(settings)
@@ -232,9 +322,5 @@ def mark_handled(settings, pending: dict, retrain_run_id: str) -> dict:
     if not any(t["retrain_run_id"] == retrain_run_id for t in triggers):
         triggers.append({"end": pending["end"], "verdicts": pending["verdicts"], "retrain_run_id": retrain_run_id})
         storage.write_json({"triggers": triggers}, path)
-    for key in pending["verdicts"]:
-        vpath = storage.path("verdicts", f"{key}.json")
-        verdict = storage.read_json(vpath)
-        verdict["handled"] = retrain_run_id
-        storage.write_json(verdict, vpath)
+    _mark_verdicts(storage, pending["verdicts"], "handled", retrain_run_id)
     return {"retrain_run_id": retrain_run_id, "verdicts": pending["verdicts"]}

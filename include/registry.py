@@ -294,6 +294,14 @@ def champion_history(name: str) -> list[int]:
     return json.loads(tags.get(HISTORY_TAG, "[]"))
 
 
+def previous_champion(name: str, champion: int) -> int | None:
+    """The champion before ``champion`` in the champion history (the shadow), or None."""
+    history = champion_history(name)
+    if len(history) < 2 or history[-1] != champion or history[-2] == champion:
+        return None
+    return history[-2]
+
+
 def set_champion(name: str, version: int, history: list[int] | None = None) -> list[int]:
     """Points ``@champion`` at ``version`` and records the champion history (a model tag).
 
@@ -406,6 +414,10 @@ def log_monitoring_run(settings, window, verdict: dict, report_html: str | None)
         mlflow.log_metric("rows", verdict["rows"])
         if verdict.get("live_metric") is not None:
             mlflow.log_metric(settings.model.metric, verdict["live_metric"])
+        if verdict.get("shadow_version") is not None:
+            mlflow.set_tag("driftloop.shadow_version", str(verdict["shadow_version"]))
+            if verdict.get("shadow_metric") is not None:
+                mlflow.log_metric(f"shadow_{settings.model.metric}", verdict["shadow_metric"])
         mlflow.log_dict(verdict, "verdict.json")
         if report_html is not None:
             mlflow.log_text(report_html, "evidently/drift.html")

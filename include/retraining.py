@@ -11,7 +11,7 @@ import logging
 import pandas as pd
 
 from include import charts, promotion, quality, registry, training
-from include.monitoring import with_labels
+from include.monitoring import degradation, mark_demoted, with_labels
 from include.storage import Storage, Window
 
 log = logging.getLogger(__name__)
@@ -177,3 +177,48 @@ def rollback(settings, version: int | None, airflow_run_id: str) -> dict:
             settings.name, airflow_run_id, {"from": before.version if before else None, "to": target, "history": history}
         )
     return {**done, "mlflow_url": registry.version_url(settings.name, done["to"])}
+
+
+def guard_champion(settings, airflow_run_id: str) -> dict:
+    """The automatic rollback: after each monitor run, checks whether ``@champion`` has trailed its
+    shadow (the previous champion) on the live metric (see ``monitoring.degradation``).
+
+    With ``monitoring.rollback: auto`` a degraded champion is rolled back to the shadow, the demoted
+    version is tagged ``driftloop.demoted`` with the reason, and the verdicts that showed it are
+    marked so they never count again; with ``manual`` the evidence is only reported. Once per
+    Airflow run, like any alias move.
+
+    Returns:
+        ``{"degraded", "rolled_back", "champion", "reason", "mlflow_url"}``.
+    """
+    done = registry.recorded_move(settings.name, airflow_run_id)
+    if done is not None:
+        return {**done, "mlflow_url": registry.version_url(settings.name, done["champion"])}
+    champion = registry.alias_version(settings.name, registry.CHAMPION)
+    if champion is None:
+        return {"degraded": False, "rolled_back": False, "champion": None, "reason": "no champion", "mlflow_url": None}
+    mon = settings.monitoring
+    verdicts = Storage.from_settings(settings).verdicts()
+    evidence = degradation(verdicts, champion.version, mon.rollback_margin, mon.rollback_intervals)
+    if evidence is None:
+        reason = f"champion v{champion.version} does not trail a shadow in the last {mon.rollback_intervals} labelled intervals"
+        return {"degraded": False, "rolled_back": False, "champion": champion.version, "reason": reason, "mlflow_url": None}
+    if mon.rollback == "manual":
+        log.warning("%s; monitoring.rollback is manual: run the rollback DAG to act on it", evidence["reason"])
+        return {"degraded": True, "rolled_back": False, "champion": champion.version, "reason": evidence["reason"], "mlflow_url": None}
+    target, history = registry.rollback_plan(settings.name, None)
+    if target != evidence["shadow"]:
+        # the champion history moved since the verdicts were written: do nothing on stale evidence
+        reason = f"{evidence['reason']}; not rolled back: the previous champion is now v{target}, not v{evidence['shadow']}"
+        log.warning(reason)
+        return {"degraded": True, "rolled_back": False, "champion": champion.version, "reason": reason, "mlflow_url": None}
+    registry.set_champion(settings.name, target, history)
+    registry.client().set_model_version_tag(settings.name, str(champion.version), "driftloop.demoted", evidence["reason"])
+    mark_demoted(settings, evidence["verdicts"], airflow_run_id)
+    log.warning("rolled back: %s", evidence["reason"])
+    result = registry.record_move(
+        settings.name,
+        airflow_run_id,
+        {"degraded": True, "rolled_back": True, "from": champion.version, "champion": target, "reason": evidence["reason"]},
+    )
+    return {**result, "mlflow_url": registry.version_url(settings.name, target)}

@@ -140,6 +140,7 @@ class Row:
     live: float | None = None
     champion: int | None = None
     note: str = ""
+    shadow: str = ""
 
 
 @dataclass
@@ -242,6 +243,8 @@ class Demo:
                 verdict["model_version"],
             )
             row.note = "DRIFT: " + ", ".join(verdict["drifted"]) if verdict["drift"] else ""
+            if verdict.get("shadow_version") is not None and verdict.get("shadow_metric") is not None:
+                row.shadow = f"v{verdict['shadow_version']} {verdict['shadow_metric']:.3f}"
             self.say(
                 f"week {n}: drift share {verdict['drift_share']:.2f}, live {self.settings.model.metric} {verdict['live_metric']:.3f}, champion v{verdict['model_version']}"
             )
@@ -280,7 +283,7 @@ class Demo:
     # -- report ----------------------------------------------------------------------------
     def print_table(self) -> None:
         metric = self.settings.model.metric
-        head = ["interval", "rows", "gate", "drift share", f"live {metric}", "champion", "notes"]
+        head = ["interval", "rows", "gate", "drift share", f"live {metric}", "champion", "shadow", "notes"]
         cells = [
             [
                 r.interval,
@@ -289,6 +292,7 @@ class Demo:
                 "" if r.drift_share is None else f"{r.drift_share:.2f}",
                 "" if r.live is None else f"{r.live:.3f}",
                 "" if r.champion is None else f"v{r.champion}",
+                r.shadow,
                 r.note,
             ]
             for r in self.table

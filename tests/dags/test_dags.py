@@ -34,7 +34,7 @@ def edges(dag):
     ("dag_id", "expected"),
     [
         ("ingest", {("window", "gate"), ("window", "publish"), ("gate", "publish")}),
-        ("monitor", {("window", "score"), ("score", "drift")}),
+        ("monitor", {("window", "score"), ("score", "drift"), ("drift", "guard")}),
         ("drift_watch", {("wait_for_drift", "trigger_retrain"), ("wait_for_drift", "mark_handled"), ("trigger_retrain", "mark_handled")}),
         (
             "retrain",
@@ -157,7 +157,7 @@ def test_mlflow_link_on_the_tasks_that_write_to_mlflow(bag):
 
     expected = {
         "retrain": {"train", "evaluate", "promote"},
-        "monitor": {"drift"},
+        "monitor": {"drift", "guard"},
         "rollback": {"move_champion"},
         "ingest": set(),
         "drift_watch": set(),

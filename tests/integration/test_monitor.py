@@ -50,7 +50,7 @@ def _window(span):
 def test_monitor_runs_every_task(monitored):
     for dr in monitored[:2]:
         assert dr.state == "success"
-        assert task_states(dr) == {"window": "success", "score": "success", "drift": "success"}
+        assert task_states(dr) == {"window": "success", "score": "success", "drift": "success", "guard": "success"}
 
 
 def test_drift_task_links_to_its_monitoring_run(project, monitored, mlflow_client, mlflow_server):
@@ -119,7 +119,7 @@ def test_without_a_champion_the_run_skips_scoring(project_factory, stream_5w, ml
     dr = fresh.monitor(*week(0))
     assert dr.state == "success"
     states = task_states(dr)
-    assert states == {"window": "success", "score": "skipped", "drift": "skipped"}
+    assert states == {"window": "success", "score": "skipped", "drift": "skipped", "guard": "skipped"}
     assert fresh.storage.verdicts() == []
     assert not fresh.storage.exists(fresh.storage.predictions_path(_window(week(0))))
     assert mlflow_client.get_experiment_by_name(f"{fresh.name}-monitoring") is None

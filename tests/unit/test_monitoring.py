@@ -133,3 +133,40 @@ def test_frames_not_changed_by_with_labels(settings, stream):
     copy = frame.copy()
     monitoring.with_labels(frame, Storage.from_settings(settings), settings.data)
     pd.testing.assert_frame_equal(frame, copy)
+
+
+def scored(i, live, shadow_metric, version=2, shadow=1, demoted=None):
+    return {
+        **verdict(WEEKS[i], WEEKS[i + 1], False, version=version, live=live),
+        "shadow_version": shadow,
+        "shadow_metric": shadow_metric,
+        "demoted": demoted,
+    }
+
+
+def test_degradation_needs_the_champion_to_trail_its_shadow_in_every_interval():
+    trailing = [scored(0, 0.55, 0.75), scored(1, 0.52, 0.76)]
+    found = monitoring.degradation(trailing, champion=2, margin=0.02, intervals=2)
+    assert found["champion"] == 2 and found["shadow"] == 1
+    assert found["verdicts"] == ["20260105T000000Z__20260112T000000Z", "20260112T000000Z__20260119T000000Z"]
+    assert found["gaps"] == pytest.approx([0.20, 0.24])
+    assert "v2 trails shadow v1" in found["reason"] and "0.5200 vs 0.7600" in found["reason"]
+    # one interval is not a streak of two; one good interval breaks it
+    assert monitoring.degradation(trailing[:1], 2, 0.02, 2) is None
+    assert monitoring.degradation([trailing[0], scored(1, 0.75, 0.76)], 2, 0.02, 2) is None
+    # the gap must exceed the margin
+    assert monitoring.degradation(trailing, 2, 0.25, 2) is None
+
+
+@pytest.mark.parametrize(
+    "latest",
+    [
+        scored(1, 0.5, 0.8, version=1, shadow=None),  # measured with another champion
+        scored(1, 0.5, 0.8, shadow=3),  # another shadow
+        scored(1, None, None),  # no labels yet
+        scored(1, 0.5, None),  # the shadow could not be scored
+        scored(1, 0.5, 0.8, demoted="manual__x"),  # already acted on
+    ],
+)
+def test_degradation_only_on_comparable_unhandled_evidence(latest):
+    assert monitoring.degradation([scored(0, 0.5, 0.8), latest], champion=2, margin=0.02, intervals=2) is None
