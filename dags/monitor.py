@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from driftloop_airflow import CURATED, DEFAULT_ARGS, TAGS, VERDICTS, fail_without_retry, settings, start_date
+from driftloop_airflow import ALERT_ON_RESULT, CURATED, DEFAULT_ARGS, TAGS, VERDICTS, fail_without_retry, settings, start_date
 from include.config import load_dag_settings
 from mlflow_link import mlflow_task
 
@@ -68,7 +68,7 @@ def monitor():
         get_current_context()["outlet_events"][VERDICTS].extra = verdict
         return verdict
 
-    @mlflow_task
+    @mlflow_task(on_success_callback=ALERT_ON_RESULT)
     def guard(verdicts: list[dict]) -> dict:
         from include.retraining import guard_champion
 

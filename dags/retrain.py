@@ -20,7 +20,7 @@ from __future__ import annotations
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
-from driftloop_airflow import DEFAULT_ARGS, TAGS, fail_without_retry, settings, start_date, trigger_schedule
+from driftloop_airflow import ALERT_ON_RESULT, DEFAULT_ARGS, TAGS, fail_without_retry, settings, start_date, trigger_schedule
 from include.config import load_dag_settings
 from mlflow_link import mlflow_task
 
@@ -96,7 +96,7 @@ def retrain():
         execution_timeout=None,
     )
 
-    @mlflow_task(trigger_rule="none_failed_min_one_success")
+    @mlflow_task(trigger_rule="none_failed_min_one_success", on_success_callback=ALERT_ON_RESULT)
     def promote(trained: dict, comparison: dict) -> dict:
         from include.retraining import promote as move_alias
 

@@ -155,6 +155,17 @@ class ScheduleSettings(_Section):
     catchup: bool = False
 
 
+AlertKind = Literal["failure", "drift", "promotion", "rollback", "degraded"]
+
+
+class AlertsSettings(_Section):
+    """Where alerts go: always ``<storage>/alerts/``, and to the webhook of the Airflow connection
+    ``connection`` when it is defined (its URL is a secret, so it never sits in this file)."""
+
+    connection: str | None = "driftloop_alerts"
+    on: list[AlertKind] = ["failure", "drift", "promotion", "rollback", "degraded"]
+
+
 class Settings(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     storage: str
@@ -165,6 +176,7 @@ class Settings(_Section):
     monitoring: MonitoringSettings = MonitoringSettings()
     quality: QualitySettings = QualitySettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    alerts: AlertsSettings = AlertsSettings()
     source: str | None = Field(default=None, exclude=True)
 
     def resolve_paths(self, base: Path) -> Settings:

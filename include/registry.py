@@ -7,11 +7,13 @@ one is made, and a version is registered once per training run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,22 @@ COMPARISON_MODEL = "comparison_model"
 
 
 def _quiet() -> None:
+    """Before MLflow is first imported: no telemetry (there may be no network), and MLflow's log
+    records go through Python logging (the Airflow task log, with their real levels) instead of
+    MLflow's own stderr handler, whose INFO lines Airflow shows as errors."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
+
+
+@contextlib.contextmanager
+def _no_airflow_deprecations():
+    """skops walks ``sys.modules`` to name each type's module when it saves or loads a model; inside
+    an Airflow worker that touches every deprecated ``airflow.*`` module attribute and writes over a
+    thousand warnings into the task log. They say nothing about the model."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"The `airflow\.", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=r".*airflow\..* is deprecated", category=DeprecationWarning)
+        yield
 
 
 def client():
@@ -92,6 +109,7 @@ def experiment_id(name: str) -> str:
         if exp.lifecycle_stage == "deleted":
             c.restore_experiment(exp.experiment_id)
         return exp.experiment_id
+    _quiet()
     from mlflow.exceptions import MlflowException
 
     try:
@@ -103,6 +121,7 @@ def experiment_id(name: str) -> str:
 
 def alias_version(name: str, alias: str) -> VersionInfo | None:
     """The version behind ``name@alias``, or None when the model or the alias does not exist."""
+    _quiet()
     from mlflow.exceptions import MlflowException
 
     try:
@@ -137,7 +156,8 @@ def load_model(uri: str):
         flavor = yaml.safe_load((local / "MLmodel").read_text())["flavors"]["sklearn"]
         if flavor.get("serialization_format") != "skops":
             raise ValueError(f"{uri} is stored as {flavor.get('serialization_format')!r}; driftloop loads only skops models")
-        return skops.io.load(local / flavor["pickled_model"], trusted=SKOPS_TRUSTED_TYPES)
+        with _no_airflow_deprecations():
+            return skops.io.load(local / flavor["pickled_model"], trusted=SKOPS_TRUSTED_TYPES)
 
 
 def find_training_run(experiment: str, airflow_run_id: str) -> dict | None:
@@ -172,6 +192,7 @@ def _pip_requirements() -> list[str]:
 
 
 def _log_sklearn(model, name: str, example, task: str, registered_model_name: str | None = None):
+    _quiet()
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
@@ -180,17 +201,18 @@ def _log_sklearn(model, name: str, example, task: str, registered_model_name: st
     # integer columns are declared as doubles so a later batch with a missing value still fits
     example = example.astype({c: "float64" for c in example.columns if example[c].dtype.kind in "iu"})
     output = model.predict_proba(example) if task == "classification" else model.predict(example)
-    return mlflow.sklearn.log_model(
-        model,
-        name=name,
-        signature=infer_signature(example, output),
-        input_example=example,
-        registered_model_name=registered_model_name,
-        pyfunc_predict_fn="predict_proba" if task == "classification" else "predict",
-        serialization_format="skops",
-        skops_trusted_types=SKOPS_TRUSTED_TYPES,
-        pip_requirements=_pip_requirements(),
-    )
+    with _no_airflow_deprecations():
+        return mlflow.sklearn.log_model(
+            model,
+            name=name,
+            signature=infer_signature(example, output),
+            input_example=example,
+            registered_model_name=registered_model_name,
+            pyfunc_predict_fn="predict_proba" if task == "classification" else "predict",
+            serialization_format="skops",
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            pip_requirements=_pip_requirements(),
+        )
 
 
 def finish_registration(name: str, version: int, tags: dict[str, str]) -> None:
@@ -333,6 +355,7 @@ def recorded_move(name: str, airflow_run_id: str) -> dict | None:
 
     A cleared and re-run ``promote`` or ``rollback`` task returns this instead of moving the alias
     a second time (a rollback re-run would otherwise step back once more)."""
+    _quiet()
     from mlflow.exceptions import MlflowException
 
     try:
@@ -357,6 +380,7 @@ def rollback_plan(name: str, requested: int | None) -> tuple[int, list[int]]:
     Raises:
         ValueError: no earlier champion exists, or the requested version does not exist.
     """
+    _quiet()
     from mlflow.exceptions import MlflowException
 
     history = champion_history(name)

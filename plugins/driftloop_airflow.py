@@ -1,7 +1,8 @@
 """Airflow-side building blocks shared by the driftloop DAGs: assets, default task arguments,
 timetables from the config, and the translation of gate errors into non-retried failures.
 
-Kept light: it imports only ``airflow.sdk`` and ``pendulum`` so DAG files parse fast.
+Kept light: it imports only ``airflow.sdk``, ``pendulum`` and the alert notifier, so DAG files
+parse fast.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable, CronTriggerTimetable
+
+from alert_notifier import AlertNotifier
 
 # Emitted by ingest when new curated rows exist; the event's extra carries {"start", "end"}.
 CURATED = Asset(name="driftloop_curated", uri="x-driftloop://curated")
@@ -22,7 +25,12 @@ DEFAULT_ARGS = {
     "retries": 2,
     "retry_delay": timedelta(seconds=30),
     "retry_exponential_backoff": True,
+    # a task that failed for good (retries spent, or a gate/config error) sends a "failure" alert
+    "on_failure_callback": AlertNotifier("failure"),
 }
+
+# on_success_callback of the tasks whose result may call for an alert (promotion, rollback, drift)
+ALERT_ON_RESULT = AlertNotifier("result")
 
 TAGS = ["driftloop"]
 

@@ -63,7 +63,7 @@ class Airflow:
         self.url, self.username, self.password = url, username, password
         self.token = None
 
-    def _request(self, method: str, path: str, body: dict | None = None, auth: bool = True):
+    def _request(self, method: str, path: str, body: dict | None = None, auth: bool = True, attempt: int = 0):
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(f"{self.url}{path}", data=data, method=method, headers={"Content-Type": "application/json"})
         if auth:
@@ -77,7 +77,14 @@ class Airflow:
             if err.code == 401 and auth:
                 self.token = None
                 return self._request(method, path, body, auth)
-            raise RuntimeError(f"{method} {path}: HTTP {err.code} {err.read().decode()[:500]}") from None
+            detail = err.read().decode()[:500]
+            # SQLite (the local standalone's metadata DB) is locked for a moment while the
+            # dag-processor or scheduler writes: the API answers 500 "Database error". Reads and
+            # unpausing are safe to repeat; a POST is not repeated here.
+            if err.code >= 500 and "Database error" in detail and method in ("GET", "PATCH") and attempt < 5:
+                time.sleep(1 + attempt)
+                return self._request(method, path, body, auth, attempt + 1)
+            raise RuntimeError(f"{method} {path}: HTTP {err.code} {detail}") from None
 
     def login(self) -> None:
         self.token = self._request("POST", "/auth/token", {"username": self.username, "password": self.password}, auth=False)[
@@ -299,9 +306,9 @@ class Demo:
         ]
         widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head)]
         line = "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))
-        print("\n" + line + "\n" + "-" * len(line))
+        print("\n" + line.rstrip() + "\n" + "-" * len(line.rstrip()))
         for c in cells:
-            print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)))
+            print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip())
 
     def print_where(self) -> None:
         store = self.settings.storage
@@ -313,6 +320,7 @@ MLflow    {self.svc.mlflow_url}   experiments '{self.settings.name}' and '{self.
 Reports   {store}/reports/drift_over_time.png   (drift share and live metric per week)
           {store}/reports/<interval>/drift.html  (Evidently)
           {store}/quarantine/<interval>/report.md
+Alerts    {store}/alerts/   (to also POST them to a webhook: AIRFLOW_CONN_DRIFTLOOP_ALERTS=https://...)
 Took {time.monotonic() - self.started:.0f} s. Services keep running; `make stop` stops them."""
         )
         runs, tis, seconds = self.airflow.task_time()

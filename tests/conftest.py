@@ -4,10 +4,13 @@ this checkout's dags/ and plugins/. Telemetry is off in every process (there is 
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
+import threading
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -67,3 +70,28 @@ def stream():
     from include.simulator import StreamSpec, simulate
 
     return simulate(StreamSpec(start=datetime(2026, 1, 5), days=42, drift_start=datetime(2026, 2, 2), rows_per_day=150))
+
+
+class Hook:
+    """A real HTTP webhook on a free local port that records what it receives."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.received: list[dict] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's naming)
+                hook.received.append({"path": self.path, "body": json.loads(self.rfile.read(int(self.headers["Content-Length"])))})
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/driftloop"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -84,3 +84,32 @@ def test_corrupted_batch_was_quarantined(demo):
     assert "| car_value | expect_column_values_to_be_between | profile | FAILED |" in report
     assert not storage.read_curated(__import__("include.storage", fromlist=["Window"]).Window.parse("2026-03-09", "2026-03-16")).shape[0]
     assert demo.table[-1].gate == "QUARANTINED"
+
+
+def test_the_old_champion_scored_as_a_shadow_and_stayed_behind(demo):
+    rows = {r.interval: r for r in demo.table}
+    week9 = rows["2026-03-02..2026-03-09"]
+    shadow_version, shadow_metric = week9.shadow.split()
+    assert shadow_version == "v1" and float(shadow_metric) < week9.live - 0.1
+    assert all(not r.shadow for r in demo.table if r.champion == 1)
+    # every guard that ran (not the one of a monitor run before the first champion) kept the champion
+    guards = [demo.airflow.xcom("monitor", r["dag_run_id"], "guard") for r in demo.airflow.runs("monitor")]
+    guards = [g for g in guards if g is not None]
+    assert len(guards) >= 5 and all(g["rolled_back"] is False for g in guards)
+
+
+def test_the_loop_left_its_alerts_under_storage(demo):
+    import json
+
+    from include.storage import Storage
+
+    folder = Path(Storage.from_settings(demo.settings).path("alerts"))
+    kept = [json.loads(p.read_text())["driftloop"] for p in sorted(folder.glob("*.json"))]
+    kinds = sorted((a["kind"], a["dag_id"], a["task_id"]) for a in kept)
+    assert kinds == [
+        ("drift", "drift_watch", "mark_handled"),
+        ("failure", "ingest", "gate"),
+        ("promotion", "retrain", "promote"),
+        ("promotion", "retrain", "promote"),
+    ]
+    assert any("car_value" in a["text"] for a in kept if a["kind"] == "failure")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, write_config
+from tests.conftest import ROOT, Hook, write_config
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from services import mlflow_command  # noqa: E402
@@ -36,16 +36,6 @@ ROWS_PER_DAY = 150
 # Fewer boosting rounds than the demo's 150: fitting dominates a retrain (five fits per run) and
 # these tests check the loop's records and decisions, not the model's quality.
 FAST_MODEL = {"max_iter": 40, "learning_rate": 0.15}
-
-
-def pytest_collection_modifyitems(items) -> None:
-    # skops, saving a model, walks sys.modules to name each type's module and so touches
-    # Airflow's deprecated module attributes: hundreds of warnings that say nothing about driftloop.
-    here = Path(__file__).parent
-    quiet = pytest.mark.filterwarnings("ignore::airflow.utils.deprecation_tools.DeprecatedImportWarning")
-    for item in items:
-        if here in Path(item.path).parents:
-            item.add_marker(quiet)
 
 
 def _free_port() -> int:
@@ -112,7 +102,23 @@ def mlflow_server(tmp_path_factory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def dagbag(airflow_db, mlflow_server):
+def alert_hook() -> Iterator[Hook]:
+    """A real webhook for driftloop's alerts, reached through the Airflow connection
+    ``driftloop_alerts`` (defined the way a deployment would: an ``AIRFLOW_CONN_*`` variable)."""
+    hook = Hook()
+    os.environ["AIRFLOW_CONN_DRIFTLOOP_ALERTS"] = hook.url
+    yield hook
+    os.environ.pop("AIRFLOW_CONN_DRIFTLOOP_ALERTS", None)
+    hook.close()
+
+
+def alerts_for(hook: Hook, dr) -> list[dict]:
+    """The alerts a DagRun sent to the webhook (their ``driftloop`` part)."""
+    return [r["body"]["driftloop"] for r in hook.received if r["body"]["driftloop"]["run_id"] == dr.run_id]
+
+
+@pytest.fixture(scope="session")
+def dagbag(airflow_db, mlflow_server, alert_hook):
     """The project's DAGs, parsed once (``bag.dags[...]``; ``get_dag`` would go to the DB)."""
     from airflow.models import DagBag
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import write_config
-from tests.integration.conftest import ROWS_PER_DAY, START, rows_in, task_states, week, xcom_value
+from tests.integration.conftest import ROWS_PER_DAY, START, alerts_for, rows_in, task_states, week, xcom_value
 
 pytestmark = pytest.mark.integration
 
@@ -94,6 +94,13 @@ def test_manual_mode_reports_the_degradation_and_moves_nothing(project, manual, 
     assert _champion(project, mlflow_client) == 2
 
 
+def test_manual_mode_alerts_once_per_monitor_run(project, manual, alert_hook):
+    assert alerts_for(alert_hook, manual[0]) == []
+    sent = alerts_for(alert_hook, manual[1])
+    assert [(a["kind"], a["task_id"]) for a in sent] == [("degraded", "guard")]
+    assert "v2 trails its shadow (monitoring.rollback is manual)" in sent[0]["title"]
+
+
 def test_auto_mode_rolls_back_to_the_shadow(project, auto, mlflow_client, mlflow_server):
     assert auto.state == "success", task_states(auto)
     guarded = xcom_value(auto, "guard")
@@ -104,6 +111,11 @@ def test_auto_mode_rolls_back_to_the_shadow(project, auto, mlflow_client, mlflow
     assert project.storage.read_json(project.storage.path("verdicts", "20260209T000000Z__20260216T000000Z.json"))["demoted"] == auto.run_id
     demoted = mlflow_client.get_model_version(project.name, "2").tags["driftloop.demoted"]
     assert "trails shadow v1" in demoted and "0.05" in demoted
+
+
+def test_an_automatic_rollback_sends_an_alert(project, auto, alert_hook):
+    sent = alerts_for(alert_hook, auto)
+    assert [(a["kind"], a["title"]) for a in sent] == [("rollback", f"{project.name}: champion rolled back from v2 to v1")]
 
 
 def test_a_rollback_is_not_repeated(project, auto, mlflow_client):

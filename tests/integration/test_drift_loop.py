@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from tests.integration.conftest import task_states, week, xcom_value
+from tests.integration.conftest import alerts_for, task_states, week, xcom_value
 
 pytestmark = pytest.mark.integration
 
@@ -97,6 +97,12 @@ def test_drift_watch_triggers_a_drift_retrain(watched, project):
     runs = _retrain_runs()
     assert DRIFT_RUN_ID in runs, sorted(runs)
     assert runs[DRIFT_RUN_ID] == {"reason": "drift", "end": DRIFT_END}
+
+
+def test_drift_watch_sends_a_drift_alert(watched, alert_hook):
+    sent = alerts_for(alert_hook, watched)
+    assert [(a["kind"], a["task_id"]) for a in sent] == [("drift", "mark_handled")]
+    assert DRIFT_RUN_ID in sent[0]["text"]
 
 
 def test_drift_watch_marks_the_verdicts_handled(watched, project):

@@ -7,10 +7,13 @@ after a champion exists, so the learned range check of the champion's profile ca
 
 from __future__ import annotations
 
+import re
+from urllib.parse import quote
+
 import pandas as pd
 import pytest
 
-from tests.integration.conftest import ROWS_PER_DAY, START, rows_in, task_states, week
+from tests.integration.conftest import ROWS_PER_DAY, START, alerts_for, rows_in, task_states, week
 
 pytestmark = pytest.mark.integration
 
@@ -130,6 +133,20 @@ def test_corrupt_batch_fails_on_the_champions_learned_range(project, champion):
     assert (quarantined["car_value"] < 0).any()
     assert _curated(project, week(3)).empty
     assert _digest(project.landing) == project.landed  # a bad batch is kept, never moved or deleted
+
+
+def test_a_quarantined_batch_sends_one_failure_alert_naming_the_column(project, champion, alert_hook):
+    dr = project.ingest(*week(3))
+    assert dr.state == "failed"
+    sent = alerts_for(alert_hook, dr)
+    assert [(a["kind"], a["dag_id"], a["task_id"]) for a in sent] == [("failure", "ingest", "gate")]
+    assert "car_value" in sent[0]["text"] and "expect_column_values_to_be_between" in sent[0]["text"]
+    assert sent[0]["title"] == f"{project.name}: ingest.gate failed"
+    assert f"/dags/ingest/runs/{quote(dr.run_id)}/tasks/gate" in sent[0]["link"]
+    kept = project.storage.read_json(
+        project.storage.path("alerts", f"ingest__{re.sub(r'[^A-Za-z0-9_.-]', '_', dr.run_id)}__gate__failure.json")
+    )
+    assert kept["delivered"] is True and kept["driftloop"] == sent[0]
 
 
 def test_fixed_landing_data_passes_and_resolves_the_quarantine(project, stream_4w, champion):

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from tests.integration.conftest import ROWS_PER_DAY, START, rows_in, task_states, week, xcom_value
+from tests.integration.conftest import ROWS_PER_DAY, START, alerts_for, rows_in, task_states, week, xcom_value
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +71,12 @@ def test_mlflow_buttons_point_at_the_run_and_the_champion_version(initial, proje
     assert xcom_value(initial, "promote")["mlflow_url"] == version_page
     assert xcom_value(initial, "promote", key="_link_MlflowLink") == version_page
     assert xcom_value(initial, "gate", key="_link_MlflowLink") is None  # only tasks that write to MLflow get the button
+
+
+def test_a_promotion_sends_one_alert(initial, project, alert_hook):
+    sent = alerts_for(alert_hook, initial)
+    assert [(a["kind"], a["task_id"], a["title"]) for a in sent] == [("promotion", "promote", f"{project.name}: v1 is the new champion")]
+    assert sent[0]["link"].endswith(f"/#/models/{project.name}/versions/1") and "no champion yet" in sent[0]["text"]
 
 
 def test_version_one_is_champion_and_challenger(initial, project, mlflow_client):

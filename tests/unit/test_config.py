@@ -77,6 +77,8 @@ def test_urls_are_kept_as_written(tmp_path):
         (lambda r: r["monitoring"].update(drift_sharee=0.3), r"monitoring\.drift_sharee: unknown key"),
         (lambda r: r["data"].update(numeric=["id"]), r"columns named twice"),
         (lambda r: r["training"].update(folds=1), r"training\.folds"),
+        (lambda r: r["monitoring"].update(rollback="sometimes"), r"monitoring\.rollback"),
+        (lambda r: r.update(alerts={"on": ["promotion", "email"]}), r"alerts\.on\.1"),
     ],
 )
 def test_wrong_or_incomplete_config_names_the_key(tmp_path, edit, message):

@@ -1,0 +1,110 @@
+"""Alerts: what a person should hear about, said once, to a webhook and to storage.
+
+An alert is built from what a task returned (a promotion, a rollback, a degraded champion, a
+drift-started retrain) or from a failure (a quarantined batch, a broken window, a crash). Every
+alert is kept as ``alerts/<key>.json`` under ``storage``; with a webhook URL it is also POSTed as
+JSON whose ``text`` field suits Slack-style incoming webhooks. The key names the DAG run, task and
+kind, so a re-run task does not send an alert that was delivered already.
+
+The webhook URL is a secret: the Airflow side reads it from a connection (``alerts.connection``)
+and passes it in; nothing here reads Airflow or the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+
+from include.storage import Storage
+
+log = logging.getLogger(__name__)
+
+KINDS = ("failure", "drift", "promotion", "rollback", "degraded")
+
+
+@dataclass(frozen=True)
+class Alert:
+    kind: str
+    title: str
+    text: str
+    dag_id: str
+    run_id: str
+    task_id: str
+    link: str | None = None
+
+    @property
+    def key(self) -> str:
+        return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{self.dag_id}__{self.run_id}__{self.task_id}__{self.kind}")
+
+    def payload(self) -> dict:
+        lines = [f"[driftloop] {self.title}", self.text]
+        if self.link:
+            lines.append(self.link)
+        return {"text": "\n".join(lines), "driftloop": asdict(self)}
+
+
+def failure(name: str, dag_id: str, run_id: str, task_id: str, error: str, log_url: str | None) -> Alert:
+    """A task that failed for good (no retries left): its error message says what broke."""
+    return Alert("failure", f"{name}: {dag_id}.{task_id} failed", error, dag_id, run_id, task_id, log_url)
+
+
+def from_result(name: str, dag_id: str, run_id: str, task_id: str, result: dict | None) -> Alert | None:
+    """The alert a task's result calls for, or None when there is nothing to tell.
+
+    Understands the results of retrain's ``promote``, monitor's ``guard`` and drift_watch's
+    ``mark_handled``.
+    """
+    if not isinstance(result, dict):
+        return None
+    link = result.get("mlflow_url")
+    if "promoted" in result:
+        if not result["promoted"]:
+            return None
+        return Alert("promotion", f"{name}: v{result['champion']} is the new champion", result["reason"], dag_id, run_id, task_id, link)
+    if "degraded" in result:
+        if result.get("rolled_back"):
+            title = f"{name}: champion rolled back from v{result['from']} to v{result['champion']}"
+            return Alert("rollback", title, result["reason"], dag_id, run_id, task_id, link)
+        if result["degraded"]:
+            title = f"{name}: champion v{result['champion']} trails its shadow (monitoring.rollback is manual)"
+            return Alert("degraded", title, result["reason"], dag_id, run_id, task_id, link)
+        return None
+    if "retrain_run_id" in result:
+        intervals = ", ".join(result["verdicts"])
+        text = f"drifted intervals {intervals}; retrain run {result['retrain_run_id']} started"
+        return Alert("drift", f"{name}: drift detected, retraining", text, dag_id, run_id, task_id, link)
+    return None
+
+
+def deliver(alert: Alert, storage: Storage, webhook: str | None, timeout: float = 10.0) -> dict:
+    """Keeps the alert in storage and POSTs it to ``webhook`` (if given), once.
+
+    A webhook that cannot be reached is logged as an error and recorded (``delivered: false``,
+    with the error) but never fails the task: the pipeline's work is done by then. A later re-run
+    of the task tries again; an alert already delivered is not sent twice.
+
+    Returns:
+        The stored record: the payload plus ``delivered`` (None without a webhook) and ``error``.
+    """
+    path = storage.path("alerts", f"{alert.key}.json")
+    if storage.exists(path):
+        previous = storage.read_json(path)
+        if previous.get("delivered") or (previous.get("delivered") is None and webhook is None):
+            return previous
+    record = {**alert.payload(), "delivered": None, "error": None}
+    if webhook:
+        body = json.dumps(alert.payload()).encode()
+        request = urllib.request.Request(webhook, data=body, headers={"Content-Type": "application/json"}, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (the URL is the operator's own webhook)
+                record["delivered"] = 200 <= response.status < 300
+        except (urllib.error.URLError, TimeoutError, OSError) as err:
+            record["delivered"], record["error"] = False, f"{type(err).__name__}: {err}"
+            log.error("alert %s not delivered to the webhook: %s", alert.key, record["error"])
+    storage.write_json(record, path)
+    log.warning("alert: %s", alert.payload()["text"])
+    return record

@@ -1,0 +1,80 @@
+"""Airflow's side of driftloop's alerts: a notifier used as task callback.
+
+``AlertNotifier("failure")`` is every driftloop task's ``on_failure_callback`` (it runs once a task
+has failed for good, after its retries). ``AlertNotifier("result")`` is the ``on_success_callback``
+of the tasks whose result may deserve an alert (promote, guard, mark_handled). The webhook URL is
+read from the Airflow connection named by ``alerts.connection`` (default ``driftloop_alerts``), for
+example ``AIRFLOW_CONN_DRIFTLOOP_ALERTS='https://hooks.slack.com/services/...'``; without that
+connection alerts are only kept under ``<storage>/alerts/`` and logged.
+
+Kept light: heavy imports happen inside ``notify``.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlencode
+
+from airflow.sdk import BaseNotifier
+
+log = logging.getLogger(__name__)
+
+
+def webhook_url(conn) -> str:
+    """The URL an Airflow connection stands for: a full URL in ``host``, or scheme (connection
+    type http/https), host, port, path (``schema``) and query (extras) as an HTTP connection spells
+    them."""
+    if (conn.host or "").startswith(("http://", "https://")):
+        return conn.host
+    scheme = conn.conn_type if conn.conn_type in ("http", "https") else "https"
+    port = f":{conn.port}" if conn.port else ""
+    query = f"?{urlencode(conn.extra_dejson)}" if conn.extra_dejson else ""
+    return f"{scheme}://{conn.host}{port}/{conn.schema or ''}{query}"
+
+
+def connection_webhook(conn_id: str | None) -> str | None:
+    """The webhook URL of connection ``conn_id``, or None when it is not defined."""
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    if not conn_id:
+        return None
+    try:
+        return webhook_url(Connection.get(conn_id))
+    except AirflowNotFoundException:
+        return None
+
+
+class AlertNotifier(BaseNotifier):
+    """Turns a task's failure, or its result, into a driftloop alert.
+
+    Args:
+        on: ``"failure"`` (use as on_failure_callback) or ``"result"`` (as on_success_callback).
+    """
+
+    def __init__(self, on: str) -> None:
+        super().__init__()
+        if on not in ("failure", "result"):
+            raise ValueError(f"AlertNotifier(on=...) must be 'failure' or 'result', not {on!r}")
+        self.on = on
+
+    def notify(self, context) -> None:
+        from include import alerts
+        from include.config import ConfigError, load_settings
+        from include.storage import Storage
+
+        ti = context["ti"]
+        try:
+            settings = load_settings()
+        except ConfigError as err:  # the failure being reported may be this very error
+            log.error("no alert sent: the config does not load: %s", err)
+            return
+        if self.on == "failure":
+            error = context.get("exception")
+            alert = alerts.failure(settings.name, ti.dag_id, ti.run_id, ti.task_id, str(error) if error else "failed", ti.log_url)
+        else:
+            result = ti.xcom_pull(task_ids=ti.task_id, map_indexes=ti.map_index)
+            alert = alerts.from_result(settings.name, ti.dag_id, ti.run_id, ti.task_id, result)
+        if alert is None or alert.kind not in settings.alerts.on:
+            return
+        alerts.deliver(alert, Storage.from_settings(settings), connection_webhook(settings.alerts.connection))

@@ -1,0 +1,109 @@
+import pytest
+
+from include import alerts
+from include.storage import Storage
+from tests.conftest import Hook
+
+
+@pytest.fixture
+def hook():
+    h = Hook()
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def storage(tmp_path):
+    return Storage(str(tmp_path / "store"), str(tmp_path / "landing"), "timestamp")
+
+
+PROMOTED = {
+    "promoted": True,
+    "champion": 2,
+    "reason": "challenger roc_auc 0.81 beats champion 0.56",
+    "mlflow_url": "http://m/#/models/x/versions/2",
+}
+
+
+def test_result_alerts_name_what_happened():
+    promo = alerts.from_result("car_loans", "retrain", "drift__1", "promote", PROMOTED)
+    assert promo.kind == "promotion" and promo.title == "car_loans: v2 is the new champion"
+    assert promo.link == PROMOTED["mlflow_url"] and "0.81" in promo.payload()["text"]
+    assert alerts.from_result("car_loans", "retrain", "r", "promote", {**PROMOTED, "promoted": False}) is None
+
+    rolled = {"degraded": True, "rolled_back": True, "from": 2, "champion": 1, "reason": "v2 trails shadow v1", "mlflow_url": None}
+    assert alerts.from_result("m", "monitor", "r", "guard", rolled).title == "m: champion rolled back from v2 to v1"
+    manual = {"degraded": True, "rolled_back": False, "champion": 2, "reason": "v2 trails shadow v1", "mlflow_url": None}
+    assert alerts.from_result("m", "monitor", "r", "guard", manual).kind == "degraded"
+    assert alerts.from_result("m", "monitor", "r", "guard", {**manual, "degraded": False}) is None
+
+    drift = alerts.from_result("m", "drift_watch", "r", "mark_handled", {"retrain_run_id": "drift__x", "verdicts": ["a", "b"]})
+    assert drift.kind == "drift" and "a, b" in drift.text and "drift__x" in drift.text
+    assert alerts.from_result("m", "d", "r", "t", None) is None
+
+
+def test_deliver_posts_once_and_keeps_a_record(hook, storage):
+    alert = alerts.failure(
+        "car_loans", "ingest", "manual__2026", "gate", "column 'car_value': expect_column_values_to_be_between", "http://a/log"
+    )
+    record = alerts.deliver(alert, storage, hook.url)
+    assert record["delivered"] is True and record["error"] is None
+    assert len(hook.received) == 1 and hook.received[0]["path"] == "/hooks/driftloop"
+    body = hook.received[0]["body"]
+    assert body["text"].startswith("[driftloop] car_loans: ingest.gate failed\ncolumn 'car_value'")
+    assert body["driftloop"]["kind"] == "failure" and body["driftloop"]["run_id"] == "manual__2026"
+    assert storage.read_json(storage.path("alerts", f"{alert.key}.json"))["delivered"] is True
+    # the same task's alert again (a re-run): not sent twice
+    alerts.deliver(alert, storage, hook.url)
+    assert len(hook.received) == 1
+
+
+def test_an_unreachable_webhook_is_recorded_and_retried_later(storage, hook):
+    alert = alerts.from_result("m", "retrain", "r", "promote", PROMOTED)
+    dead = Hook()
+    url = dead.url
+    dead.close()
+    record = alerts.deliver(alert, storage, url, timeout=2)
+    assert record["delivered"] is False and "Connection refused" in record["error"]
+    assert storage.read_json(storage.path("alerts", f"{alert.key}.json"))["delivered"] is False
+    alerts.deliver(alert, storage, hook.url)  # a re-run, the webhook back up
+    assert len(hook.received) == 1
+
+
+def test_a_webhook_error_status_is_not_delivered(storage):
+    failing = Hook(status=500)
+    try:
+        record = alerts.deliver(alerts.from_result("m", "retrain", "r", "promote", PROMOTED), storage, failing.url)
+    finally:
+        failing.close()
+    assert record["delivered"] is False and "500" in record["error"]
+
+
+def test_without_a_webhook_the_alert_is_only_kept(storage):
+    alert = alerts.from_result("m", "retrain", "r", "promote", PROMOTED)
+    assert alerts.deliver(alert, storage, None)["delivered"] is None
+    assert storage.exists(storage.path("alerts", f"{alert.key}.json"))
+
+
+@pytest.mark.parametrize(
+    ("uri", "url"),
+    [
+        ("https://hooks.slack.com/services/T0/B0/XYZ", "https://hooks.slack.com/services/T0/B0/XYZ"),
+        ("http://127.0.0.1:8000/hook?channel=ml", "http://127.0.0.1:8000/hook?channel=ml"),
+    ],
+)
+def test_webhook_url_from_an_airflow_connection_uri(uri, url):
+    from airflow.sdk.definitions.connection import Connection
+
+    from alert_notifier import webhook_url
+
+    assert webhook_url(Connection.from_uri(uri, conn_id="driftloop_alerts")) == url
+
+
+def test_webhook_url_from_a_full_url_in_host():
+    from airflow.sdk.definitions.connection import Connection
+
+    from alert_notifier import webhook_url
+
+    conn = Connection(conn_id="driftloop_alerts", conn_type="http", host="https://chat.example.com/hooks/abc")
+    assert webhook_url(conn) == "https://chat.example.com/hooks/abc"
