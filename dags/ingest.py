@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from driftloop_airflow import CURATED, DEFAULT_ARGS, TAGS, fail_without_retry, interval_schedule, settings, start_date
+from driftloop_airflow import ALERT_ON_RESULT, CURATED, DEFAULT_ARGS, TAGS, fail_without_retry, interval_schedule, settings, start_date
 from include.config import load_dag_settings
 
 CONFIG = load_dag_settings()
@@ -43,7 +43,7 @@ def ingest():
         with fail_without_retry(NoWindow):
             return interval_window(ctx["params"], interval=(ctx.get("data_interval_start"), ctx.get("data_interval_end"))).as_dict()
 
-    @task(retries=0)
+    @task(retries=0, on_success_callback=ALERT_ON_RESULT)
     def gate(span: dict) -> dict:
         from include.config import ConfigError
         from include.ingestion import check_landing

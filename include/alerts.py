@@ -55,8 +55,8 @@ def failure(name: str, dag_id: str, run_id: str, task_id: str, error: str, log_u
 def from_result(name: str, dag_id: str, run_id: str, task_id: str, result: dict | None) -> Alert | None:
     """The alert a task's result calls for, or None when there is nothing to tell.
 
-    Understands the results of retrain's ``promote``, monitor's ``guard`` and drift_watch's
-    ``mark_handled``.
+    Understands the results of retrain's ``promote``, monitor's ``guard``, drift_watch's
+    ``mark_handled`` and ingest's ``gate`` (landing files that belong to no window).
     """
     if not isinstance(result, dict):
         return None
@@ -73,6 +73,12 @@ def from_result(name: str, dag_id: str, run_id: str, task_id: str, result: dict 
             title = f"{name}: champion v{result['champion']} trails its shadow (monitoring.rollback is manual)"
             return Alert("degraded", title, result["reason"], dag_id, run_id, task_id, link)
         return None
+    if "unplaced" in result:
+        if not result["unplaced"]:
+            return None
+        files = "; ".join(f"{u['file']}: {u['error']} (copy and report in {u['quarantine']})" for u in result["unplaced"])
+        title = f"{name}: {len(result['unplaced'])} landing file(s) belong to no window"
+        return Alert("failure", title, files, dag_id, run_id, task_id, None)
     if "retrain_run_id" in result:
         intervals = ", ".join(result["verdicts"])
         text = f"drifted intervals {intervals}; retrain run {result['retrain_run_id']} started"

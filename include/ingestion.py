@@ -23,21 +23,31 @@ def check_landing(settings, window: Window) -> dict:
     are only ever read.
 
     Returns:
-        ``{"rows", "checks", "staged", "learned_from"}``.
+        ``{"rows", "checks", "staged", "learned_from", "unplaced"}``; ``unplaced`` lists the landing
+        files without a timestamp column first seen by this run, each quarantined as a copy
+        (``Storage.quarantine_unplaced``).
 
     Raises:
         DataQualityError: the batch failed; nothing was staged or curated.
     """
     storage = Storage.from_settings(settings)
     frame = storage.read_landing(window)
+    unplaced = storage.quarantine_unplaced()
+    also = "".join(f"\nalso: landing file {u['file']} belongs to no window ({u['error']}); see {u['quarantine']}" for u in unplaced)
     learned = registry.champion_profile(settings.name)
     try:
         report = quality.validate(frame, settings.data, window, learned, settings.quality, "ingest")
     except quality.DataQualityError as err:
         folder = storage.quarantine(frame, window, err.report, quality.report_markdown(err.report))
-        raise quality.DataQualityError(f"{err}\nthe batch ({len(frame)} rows) is quarantined in {folder}", err.report) from None
+        raise quality.DataQualityError(f"{err}\nthe batch ({len(frame)} rows) is quarantined in {folder}{also}", err.report) from None
     staged = storage.write_parquet(frame, storage.staging_path(window))
-    return {"rows": len(frame), "checks": report["checks"], "staged": staged, "learned_from": (learned or {}).get("window")}
+    return {
+        "rows": len(frame),
+        "checks": report["checks"],
+        "staged": staged,
+        "learned_from": (learned or {}).get("window"),
+        "unplaced": unplaced,
+    }
 
 
 def publish(settings, window: Window) -> dict:

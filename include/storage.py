@@ -11,6 +11,7 @@ Layout under ``storage``::
     curated/date=YYYY-MM-DD/data.parquet       gated rows, partitioned by event date
     quarantine/<start>__<end>/batch.parquet    a rejected batch, with report.json and report.md
     quarantine/resolved/<start>__<end>__<n>/   the same, once a later run of the window passed
+    quarantine/unplaced/<file>__<size>/        a copy of a landing file without the timestamp column
     predictions/<start>__<end>.parquet         scores of an interval, one row per id
     verdicts/<start>__<end>.json               the monitor's drift verdict of an interval
     reports/<start>__<end>/drift.html          the Evidently report of an interval
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -176,7 +178,7 @@ class Storage:
         try:
             raw = self._read_landing_file(name, [self.timestamp])
         except (KeyError, ValueError) as err:
-            # no timestamp column: the file belongs to no window; every ingest warns about it
+            # no timestamp column: the file belongs to no window; ingest quarantines a copy once
             return {"rows": 0, "min": None, "max": None, "bad_timestamps": 0, "error": f"no column {self.timestamp!r} ({err})"}
         stamps = normalize_timestamps(raw, self.timestamp, errors="coerce")[self.timestamp]
         valid = stamps.dropna()
@@ -207,8 +209,8 @@ class Storage:
                 entry = {**signature, **self._index_file(name)}
                 changed = True
                 log.info("manifest: indexed %s (%d rows)", name, entry["rows"])
-            if entry.get("error"):
-                log.warning("landing file %s cannot be placed in any window: %s", name, entry["error"])
+            if entry.get("error") and entry.get("quarantined"):
+                log.warning("landing file %s belongs to no window: %s (see %s)", name, entry["error"], entry["quarantined"])
             current[name] = entry
         if changed or set(current) != set(manifest):
             self.write_json(current, manifest_path)
@@ -307,6 +309,41 @@ class Storage:
         self.fs.makedirs(done, exist_ok=True)
         self.fs.mv(folder, target, recursive=True)
         return target
+
+    def quarantine_unplaced(self) -> list[dict]:
+        """Quarantines a copy of each landing file that belongs to no window (it has no
+        ``timestamp`` column), once per version of the file, with a report naming the file, the
+        column and the rule. The landing file itself stays where it is.
+
+        Returns the files quarantined by this call: ``[{"file", "error", "quarantine"}]``.
+        """
+        manifest_path = self.path("_manifest", "landing.json")
+        if not self.exists(manifest_path):
+            return []
+        manifest = self.read_json(manifest_path)
+        done = []
+        for name, entry in sorted(manifest.items()):
+            if not entry.get("error") or entry.get("quarantined"):
+                continue
+            base = name.rsplit("/", 1)[-1]
+            folder = self.path("quarantine", "unplaced", re.sub(r"[^A-Za-z0-9_.-]", "_", f"{base}__{entry['size']}"))
+            with self.landing_fs.open(name, "rb") as handle:
+                self.write_bytes(handle.read(), f"{folder}/{base}")
+            report = {"file": name, "column": self.timestamp, "rule": "the event-time column must exist", "error": entry["error"]}
+            self.write_json(report, f"{folder}/report.json")
+            self.write_text(
+                f"# Landing file not ingested\n\n- file: `{name}`\n- column: `{self.timestamp}`\n"
+                f"- rule: the event-time column must exist, or no window can contain the file's rows\n"
+                f"- error: {entry['error']}\n\nThe file was copied here; the landing zone is unchanged. Deliver it again "
+                f"with a `{self.timestamp}` column and the next ingest of its window picks it up.\n",
+                f"{folder}/report.md",
+            )
+            entry["quarantined"] = folder
+            done.append({"file": name, "error": entry["error"], "quarantine": folder})
+            log.error("landing file %s belongs to no window (%s); a copy and a report are in %s", name, entry["error"], folder)
+        if done:
+            self.write_json(manifest, manifest_path)
+        return done
 
     def staging_path(self, window: Window) -> str:
         return self.path("staging", f"{window.key}.parquet")

@@ -8,12 +8,13 @@ after a champion exists, so the learned range check of the champion's profile ca
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from urllib.parse import quote
 
 import pandas as pd
 import pytest
 
-from tests.integration.conftest import ROWS_PER_DAY, START, alerts_for, rows_in, task_states, week
+from tests.integration.conftest import ROWS_PER_DAY, START, alerts_for, rows_in, task_states, week, xcom_value
 
 pytestmark = pytest.mark.integration
 
@@ -180,3 +181,26 @@ def test_rerun_replaces_a_window_that_does_not_start_at_midnight(project_factory
     assert project.ingest(*span).state == "success"
     expected = rows_in(stream_4w, span[0], START + timedelta(days=1))
     assert sorted(_curated(project, span)["id"]) == sorted(expected["id"])
+
+
+def test_a_landing_file_without_timestamps_is_quarantined_and_alerted_once(project_factory, stream_4w, alert_hook):
+    """The window's rows are ingested as usual; the file that belongs to no window is copied to
+    quarantine with a report, and one alert names it. The next run says nothing more."""
+    project = project_factory("unplaced")
+    project.land(rows_in(stream_4w, *week(0)))
+    renamed = rows_in(stream_4w, *week(1)).rename(columns={"timestamp": "event_time"})
+    renamed.to_csv(project.landing / "export_renamed.csv", index=False)
+
+    first = project.ingest(*week(0))
+    assert first.state == "success", task_states(first)
+    assert len(_curated(project, week(0))) == len(rows_in(stream_4w, *week(0)))
+    unplaced = xcom_value(first, "gate")["unplaced"]
+    assert [u["file"].rsplit("/", 1)[-1] for u in unplaced] == ["export_renamed.csv"]
+    assert (Path(unplaced[0]["quarantine"]) / "report.md").exists()
+    sent = alerts_for(alert_hook, first)
+    assert [(a["kind"], a["task_id"]) for a in sent] == [("failure", "gate")]
+    assert "export_renamed.csv" in sent[0]["text"] and "no column 'timestamp'" in sent[0]["text"]
+
+    again = project.ingest(*week(0))
+    assert again.state == "success" and xcom_value(again, "gate")["unplaced"] == []
+    assert alerts_for(alert_hook, again) == []

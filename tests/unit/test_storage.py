@@ -114,3 +114,28 @@ def test_unreadable_timestamps_reach_the_gate_instead_of_blocking_every_window(t
     manifest = store.landing_manifest()
     assert manifest[f"{landing}/day1.csv"]["bad_timestamps"] == 1
     assert "no column 'timestamp'" in manifest[f"{landing}/no_timestamp.csv"]["error"]
+
+
+def test_a_file_without_the_timestamp_column_is_quarantined_once_as_a_copy(tmp_path, stream):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    stream[(stream.timestamp >= "2026-01-05") & (stream.timestamp < "2026-01-06")].to_parquet(landing / "day1.parquet")
+    pd.DataFrame({"id": [1, 2], "event_time": ["2026-01-05", "2026-01-05"]}).to_csv(landing / "renamed.csv", index=False)
+    raw = (landing / "renamed.csv").read_bytes()
+    store = Storage(str(tmp_path / "store"), str(landing), "timestamp")
+    assert store.quarantine_unplaced() == []  # nothing indexed yet
+    store.read_landing(Window.parse("2026-01-05", "2026-01-06"))
+
+    first = store.quarantine_unplaced()
+    assert [u["file"] for u in first] == [f"{landing}/renamed.csv"] and "no column 'timestamp'" in first[0]["error"]
+    folder = Path(first[0]["quarantine"])
+    assert (folder / "renamed.csv").read_bytes() == raw == (landing / "renamed.csv").read_bytes()
+    report = (folder / "report.md").read_text()
+    assert "`timestamp`" in report and "renamed.csv" in report and "event-time column must exist" in report
+    assert store.quarantine_unplaced() == []  # once per file version
+    assert store.landing_manifest()[f"{landing}/renamed.csv"]["quarantined"] == str(folder)
+
+    # delivered again with the column: indexed, placed, nothing more quarantined
+    pd.DataFrame({"id": [1, 2], "timestamp": ["2026-01-05T01:00:00", "2026-01-05T02:00:00"]}).to_csv(landing / "renamed.csv", index=False)
+    assert store.read_landing(Window.parse("2026-01-05", "2026-01-06")).id.isin([1, 2]).sum() >= 2
+    assert store.quarantine_unplaced() == []
