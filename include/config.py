@@ -124,6 +124,9 @@ class MonitoringSettings(_Section):
     cooldown: Duration = timedelta(days=7)
     consecutive: int = Field(default=1, ge=1)
     reference_rows: int = Field(default=20000, ge=100)
+    # compare with only the last part of the champion's training window (null: all of it); with a
+    # long window that straddles a shift, the whole window reads "drifted" against either side
+    reference: Duration | None = None
     poke_interval: int = Field(default=60, ge=1)
     watch_timeout: Duration = timedelta(minutes=50)
     # shadow: also score each interval with the previous champion (one predict more per interval)

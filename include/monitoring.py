@@ -151,9 +151,18 @@ def evidently_drift(reference: pd.DataFrame, current: pd.DataFrame, data, drift_
     return column_scores, html
 
 
-def reference_frame(settings, storage: Storage, champion: registry.VersionInfo) -> pd.DataFrame:
-    """The champion's training window from curated storage, sampled to ``monitoring.reference_rows``."""
+def reference_window(champion: registry.VersionInfo, length: timedelta | None) -> Window:
+    """The champion's training window, or only its last ``length`` of it."""
     window = Window.parse(champion.window_start, champion.window_end)
+    if length is None or window.end - length <= window.start:
+        return window
+    return Window(window.end - length, window.end)
+
+
+def reference_frame(settings, storage: Storage, champion: registry.VersionInfo) -> pd.DataFrame:
+    """The champion's training window (its last ``monitoring.reference`` when set) from curated
+    storage, sampled to ``monitoring.reference_rows``."""
+    window = reference_window(champion, settings.monitoring.reference)
     frame = storage.read_curated(window)
     if frame.empty:
         raise ValueError(f"champion v{champion.version}'s training window {window.as_dict()} has no curated rows to compare with")
@@ -182,7 +191,7 @@ def check_drift(settings, window: Window, scored: dict) -> dict:
         **window.as_dict(),
         "rows": scored["rows"],
         "model_version": scored["model_version"],
-        "reference_window": {"start": champion.window_start, "end": champion.window_end},
+        "reference_window": reference_window(champion, settings.monitoring.reference).as_dict(),
         "reference_rows": len(reference),
         **decision,
         "columns": columns,

@@ -170,3 +170,30 @@ def test_degradation_needs_the_champion_to_trail_its_shadow_in_every_interval():
 )
 def test_degradation_only_on_comparable_unhandled_evidence(latest):
     assert monitoring.degradation([scored(0, 0.5, 0.8), latest], champion=2, margin=0.02, intervals=2) is None
+
+
+def test_the_reference_can_be_the_last_part_of_the_champions_window(settings, stream):
+    """A 28-day window straddling the shift (two weeks before, two after): the whole window as
+    reference reads the next drifted week as drifted; its last 14 days (all after the shift) do not."""
+    from datetime import datetime
+
+    from include.registry import VersionInfo
+    from include.storage import Window
+
+    champion = VersionInfo(2, "run", "2026-01-19T00:00:00+00:00", "2026-02-16T00:00:00+00:00", "drift")
+    assert monitoring.reference_window(champion, None) == Window.parse("2026-01-19", "2026-02-16")
+    assert monitoring.reference_window(champion, timedelta(days=14)) == Window.parse("2026-02-02", "2026-02-16")
+    assert monitoring.reference_window(champion, timedelta(days=60)) == Window.parse("2026-01-19", "2026-02-16")
+
+    storage = Storage.from_settings(settings)
+    storage.write_curated(stream, Window(datetime(2026, 1, 5), datetime(2026, 2, 16)), "id")
+    current = stream[stream.timestamp >= "2026-02-09"]
+    for length, drifted in ((None, True), (timedelta(days=14), False)):
+        config = settings.model_copy(update={"monitoring": settings.monitoring.model_copy(update={"reference": length})})
+        reference = monitoring.reference_frame(config, storage, champion)
+        start = "2026-02-02" if length else "2026-01-19"
+        assert reference.timestamp.min() >= pd.Timestamp(start, tz="UTC") and reference.timestamp.max() < pd.Timestamp(
+            "2026-02-16", tz="UTC"
+        )
+        columns, _ = monitoring.evidently_drift(reference, current, settings.data, 0.5)
+        assert monitoring.drift_decision(columns, 0.5)["drift"] is drifted, length
