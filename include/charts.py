@@ -47,7 +47,8 @@ def fold_chart(folds: list[dict], metric: str, title: str) -> bytes:
 
 
 def drift_chart(verdicts: list[dict], threshold: float, metric: str) -> bytes | None:
-    """A PNG of drift share and the live metric per interval, with the champion version."""
+    """A PNG of drift share and the live metric per interval, with the champion version, and the
+    shadow's live metric where the previous champion scored too."""
     if not verdicts:
         return None
     plt, fig, ax = _figure()
@@ -68,6 +69,16 @@ def drift_chart(verdicts: list[dict], threshold: float, metric: str) -> bytes | 
     if live:
         ax2.plot([e for e, _ in live], [m for _, m in live], color="black", marker="o", label=f"live {metric}")
         ax2.set_ylabel(f"live {metric}")
+    shadow = [(e, v["shadow_metric"]) for e, v in zip(ends, verdicts, strict=True) if v.get("shadow_metric") is not None]
+    if shadow:
+        ax2.plot(
+            [e for e, _ in shadow],
+            [m for _, m in shadow],
+            color="grey",
+            marker="x",
+            linestyle=":",
+            label=f"shadow (previous champion) {metric}",
+        )
     for e, v in zip(ends, verdicts, strict=True):
         ax.annotate(f"v{v['model_version']}", (e, 0.02), ha="center", fontsize=8)
     ax.set_title("driftloop: drift and live metric per monitored interval (label: champion version)")

@@ -44,6 +44,37 @@ def _no_airflow_deprecations():
         yield
 
 
+class _StderrToLog:
+    """A stderr that forwards lines to the module logger at INFO. MLflow prints its progress
+    notes ("Created version '2' ...") to stderr, which Airflow's task log files as errors."""
+
+    def __init__(self) -> None:
+        self._buffer = ""
+
+    def write(self, text: str) -> int:
+        self._buffer += text
+        *lines, self._buffer = self._buffer.split("\n")
+        for line in lines:
+            if line.strip():
+                log.info("mlflow: %s", line.strip())
+        return len(text)
+
+    def flush(self) -> None:
+        if self._buffer.strip():
+            log.info("mlflow: %s", self._buffer.strip())
+        self._buffer = ""
+
+
+@contextlib.contextmanager
+def _mlflow_notes_to_log():
+    stream = _StderrToLog()
+    try:
+        with contextlib.redirect_stderr(stream):
+            yield
+    finally:
+        stream.flush()
+
+
 def client():
     _quiet()
     from mlflow import MlflowClient
@@ -201,7 +232,7 @@ def _log_sklearn(model, name: str, example, task: str, registered_model_name: st
     # integer columns are declared as doubles so a later batch with a missing value still fits
     example = example.astype({c: "float64" for c in example.columns if example[c].dtype.kind in "iu"})
     output = model.predict_proba(example) if task == "classification" else model.predict(example)
-    with _no_airflow_deprecations():
+    with _no_airflow_deprecations(), _mlflow_notes_to_log():
         return mlflow.sklearn.log_model(
             model,
             name=name,

@@ -122,7 +122,11 @@ def test_labels_arriving_later_fill_the_target(tmp_path, settings, stream):
 
 def test_charts_are_png():
     vs = [verdict(WEEKS[i], WEEKS[i + 1], i > 2, version=1 + (i > 3)) for i in range(5)]
-    assert charts.drift_chart(vs, 0.5, "roc_auc")[:8] == b"\x89PNG\r\n\x1a\n"
+    plain = charts.drift_chart(vs, 0.5, "roc_auc")
+    assert plain[:8] == b"\x89PNG\r\n\x1a\n"
+    vs[-1] = {**vs[-1], "shadow_version": 1, "shadow_metric": 0.6}
+    with_shadow = charts.drift_chart(vs, 0.5, "roc_auc")
+    assert with_shadow[:8] == b"\x89PNG\r\n\x1a\n" and with_shadow != plain
     folds = [{"fold": i, "valid_start": "2026-01-01", "valid_end": "2026-01-02", "score": 0.7 + i / 100} for i in range(3)]
     assert charts.fold_chart(folds, "roc_auc", "t")[:4] == b"\x89PNG"
     assert charts.drift_chart([], 0.5, "m") is None
