@@ -23,7 +23,7 @@ from include.storage import Storage
 
 log = logging.getLogger(__name__)
 
-KINDS = ("failure", "drift", "promotion", "rollback", "degraded")
+KINDS = ("failure", "unplaced", "drift", "promotion", "rollback", "degraded")
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,14 @@ class Alert:
     run_id: str
     task_id: str
     link: str | None = None
+    map_index: int = -1
+    try_number: int | None = None  # failures only: a cleared task that fails again is news
 
     @property
     def key(self) -> str:
-        return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{self.dag_id}__{self.run_id}__{self.task_id}__{self.kind}")
+        task = self.task_id if self.map_index < 0 else f"{self.task_id}_{self.map_index}"
+        attempt = "" if self.try_number is None else f"__try{self.try_number}"
+        return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{self.dag_id}__{self.run_id}__{task}__{self.kind}{attempt}")
 
     def payload(self) -> dict:
         lines = [f"[driftloop] {self.title}", self.text]
@@ -47,12 +51,14 @@ class Alert:
         return {"text": "\n".join(lines), "driftloop": asdict(self)}
 
 
-def failure(name: str, dag_id: str, run_id: str, task_id: str, error: str, log_url: str | None) -> Alert:
+def failure(
+    name: str, dag_id: str, run_id: str, task_id: str, error: str, log_url: str | None, map_index: int = -1, try_number: int | None = None
+) -> Alert:
     """A task that failed for good (no retries left): its error message says what broke."""
-    return Alert("failure", f"{name}: {dag_id}.{task_id} failed", error, dag_id, run_id, task_id, log_url)
+    return Alert("failure", f"{name}: {dag_id}.{task_id} failed", error, dag_id, run_id, task_id, log_url, map_index, try_number)
 
 
-def from_result(name: str, dag_id: str, run_id: str, task_id: str, result: dict | None) -> Alert | None:
+def from_result(name: str, dag_id: str, run_id: str, task_id: str, result: dict | None, map_index: int = -1) -> Alert | None:
     """The alert a task's result calls for, or None when there is nothing to tell.
 
     Understands the results of retrain's ``promote``, monitor's ``guard``, drift_watch's
@@ -64,25 +70,28 @@ def from_result(name: str, dag_id: str, run_id: str, task_id: str, result: dict 
     if "promoted" in result:
         if not result["promoted"]:
             return None
-        return Alert("promotion", f"{name}: v{result['champion']} is the new champion", result["reason"], dag_id, run_id, task_id, link)
+        return Alert(
+            "promotion", f"{name}: v{result['champion']} is the new champion", result["reason"], dag_id, run_id, task_id, link, map_index
+        )
     if "degraded" in result:
         if result.get("rolled_back"):
             title = f"{name}: champion rolled back from v{result['from']} to v{result['champion']}"
-            return Alert("rollback", title, result["reason"], dag_id, run_id, task_id, link)
+            return Alert("rollback", title, result["reason"], dag_id, run_id, task_id, link, map_index)
         if result["degraded"]:
-            title = f"{name}: champion v{result['champion']} trails its shadow (monitoring.rollback is manual)"
-            return Alert("degraded", title, result["reason"], dag_id, run_id, task_id, link)
+            why = "monitoring.rollback is manual" if result.get("mode") == "manual" else "not rolled back: the evidence is stale"
+            title = f"{name}: champion v{result['champion']} trails its shadow ({why})"
+            return Alert("degraded", title, result["reason"], dag_id, run_id, task_id, link, map_index)
         return None
     if "unplaced" in result:
         if not result["unplaced"]:
             return None
         files = "; ".join(f"{u['file']}: {u['error']} (copy and report in {u['quarantine']})" for u in result["unplaced"])
         title = f"{name}: {len(result['unplaced'])} landing file(s) belong to no window"
-        return Alert("failure", title, files, dag_id, run_id, task_id, None)
+        return Alert("unplaced", title, files, dag_id, run_id, task_id, None, map_index)
     if "retrain_run_id" in result:
         intervals = ", ".join(result["verdicts"])
         text = f"drifted intervals {intervals}; retrain run {result['retrain_run_id']} started"
-        return Alert("drift", f"{name}: drift detected, retraining", text, dag_id, run_id, task_id, link)
+        return Alert("drift", f"{name}: drift detected, retraining", text, dag_id, run_id, task_id, link, map_index)
     return None
 
 

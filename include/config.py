@@ -158,7 +158,7 @@ class ScheduleSettings(_Section):
     catchup: bool = False
 
 
-AlertKind = Literal["failure", "drift", "promotion", "rollback", "degraded"]
+AlertKind = Literal["failure", "unplaced", "drift", "promotion", "rollback", "degraded"]
 
 
 class AlertsSettings(_Section):
@@ -166,7 +166,7 @@ class AlertsSettings(_Section):
     ``connection`` when it is defined (its URL is a secret, so it never sits in this file)."""
 
     connection: str | None = "driftloop_alerts"
-    on: list[AlertKind] = ["failure", "drift", "promotion", "rollback", "degraded"]
+    on: list[AlertKind] = ["failure", "unplaced", "drift", "promotion", "rollback", "degraded"]
 
 
 class Settings(_Section):

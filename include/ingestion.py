@@ -32,9 +32,10 @@ def check_landing(settings, window: Window) -> dict:
     """
     storage = Storage.from_settings(settings)
     frame = storage.read_landing(window)
+    learned = registry.champion_profile(settings.name)
+    # after the MLflow call: if MLflow is down the run fails before marking files it never reported
     unplaced = storage.quarantine_unplaced()
     also = "".join(f"\nalso: landing file {u['file']} belongs to no window ({u['error']}); see {u['quarantine']}" for u in unplaced)
-    learned = registry.champion_profile(settings.name)
     try:
         report = quality.validate(frame, settings.data, window, learned, settings.quality, "ingest")
     except quality.DataQualityError as err:

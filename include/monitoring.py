@@ -57,6 +57,18 @@ def live_metric(model, labelled: pd.DataFrame, settings) -> float | None:
         return None
 
 
+def load_shadow(name: str, version: int):
+    """The shadow model, or None when it cannot be loaded: the shadow is optional, and monitoring
+    the champion must not depend on it."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return registry.load_model(f"models:/{name}/{version}")
+    except (MlflowException, ValueError, OSError) as err:
+        log.warning("shadow v%s cannot be loaded (%s); monitoring goes on without it", version, err)
+        return None
+
+
 def score_interval(settings, window: Window) -> dict:
     """Scores the interval's curated rows with ``@champion`` and stores one prediction per id.
 
@@ -81,14 +93,19 @@ def score_interval(settings, window: Window) -> dict:
         raise ValueError(f"no curated rows in [{window.start.isoformat()}, {window.end.isoformat()}): run ingest for this interval first")
     model = registry.load_model(f"models:/{settings.name}/{champion.version}")
     shadow_version = registry.previous_champion(settings.name, champion.version) if settings.monitoring.shadow else None
-    shadow = registry.load_model(f"models:/{settings.name}/{shadow_version}") if shadow_version else None
+    shadow = load_shadow(settings.name, shadow_version) if shadow_version else None
+    shadow_version = shadow_version if shadow is not None else None
 
     out = frame[[data.id, data.timestamp]].copy()
     out["prediction"] = predict(model, frame, data.features, settings.model.task)
     out["model_version"] = champion.version
     if shadow is not None:
-        out["shadow_prediction"] = predict(shadow, frame, data.features, settings.model.task)
-        out["shadow_version"] = shadow_version
+        try:
+            out["shadow_prediction"] = predict(shadow, frame, data.features, settings.model.task)
+            out["shadow_version"] = shadow_version
+        except (ValueError, KeyError) as err:  # e.g. the feature list changed since the shadow was trained
+            log.warning("shadow v%s cannot score this interval (%s); monitoring goes on without it", shadow_version, err)
+            shadow, shadow_version = None, None
     path = storage.write_parquet(out, storage.predictions_path(window))
 
     labelled = with_labels(frame, storage, data)
@@ -261,22 +278,30 @@ def pending_drift(verdicts: list[dict], consecutive: int, cooldown: timedelta, t
     }
 
 
-def degradation(verdicts: list[dict], champion: int, margin: float, intervals: int) -> dict | None:
+def degradation(verdicts: list[dict], champion: int, margin: float, intervals: int, min_rows: int = 1) -> dict | None:
     """The evidence that ``champion`` does worse than its shadow, or None.
 
-    Degraded when the latest ``intervals`` verdicts were all measured with ``champion`` against
-    the same shadow version, all have both live metrics (labels arrived), none is marked as
-    already acted on, and in each the champion trails the shadow by more than ``margin``.
+    The evidence is the latest ``intervals`` labelled verdicts (both live metrics present, on at
+    least ``min_rows`` labelled rows) since ``champion`` last took over; intervals whose labels have
+    not arrived are passed over. Degraded when all of them were measured against the same shadow,
+    none is marked as already acted on, and in each the champion trails the shadow by more than
+    ``margin``.
     """
-    if len(verdicts) < intervals:
+    mine = []
+    for v in reversed(verdicts):
+        if v["model_version"] != champion:
+            break  # an earlier reign of another champion: not this champion's streak
+        mine.append(v)
+    labelled = [
+        v for v in mine if v.get("live_metric") is not None and v.get("shadow_metric") is not None and v.get("labelled_rows", 0) >= min_rows
+    ]
+    if len(labelled) < intervals:
         return None
-    latest = verdicts[-intervals:]
-    if any(v["model_version"] != champion or v.get("demoted") for v in latest):
+    latest = list(reversed(labelled[:intervals]))
+    if any(v.get("demoted") for v in latest):
         return None
     shadows = {v.get("shadow_version") for v in latest}
     if len(shadows) != 1 or None in shadows:
-        return None
-    if any(v.get("live_metric") is None or v.get("shadow_metric") is None for v in latest):
         return None
     gaps = [v["shadow_metric"] - v["live_metric"] for v in latest]
     if min(gaps) <= margin:

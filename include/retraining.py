@@ -191,34 +191,52 @@ def guard_champion(settings, airflow_run_id: str) -> dict:
     Returns:
         ``{"degraded", "rolled_back", "champion", "reason", "mlflow_url"}``.
     """
-    done = registry.recorded_move(settings.name, airflow_run_id)
-    if done is not None:
-        return {**done, "mlflow_url": registry.version_url(settings.name, done["champion"])}
+    planned = registry.recorded_move(settings.name, airflow_run_id)
+    if planned is not None:  # a retry: finish what the first try planned (each step is idempotent)
+        return _apply_rollback(settings, planned, airflow_run_id)
     champion = registry.alias_version(settings.name, registry.CHAMPION)
     if champion is None:
         return {"degraded": False, "rolled_back": False, "champion": None, "reason": "no champion", "mlflow_url": None}
     mon = settings.monitoring
     verdicts = Storage.from_settings(settings).verdicts()
-    evidence = degradation(verdicts, champion.version, mon.rollback_margin, mon.rollback_intervals)
+    evidence = degradation(verdicts, champion.version, mon.rollback_margin, mon.rollback_intervals, settings.promotion.min_rows)
     if evidence is None:
         reason = f"champion v{champion.version} does not trail a shadow in the last {mon.rollback_intervals} labelled intervals"
         return {"degraded": False, "rolled_back": False, "champion": champion.version, "reason": reason, "mlflow_url": None}
+    held = {"degraded": True, "rolled_back": False, "champion": champion.version, "mlflow_url": None}
     if mon.rollback == "manual":
         log.warning("%s; monitoring.rollback is manual: run the rollback DAG to act on it", evidence["reason"])
-        return {"degraded": True, "rolled_back": False, "champion": champion.version, "reason": evidence["reason"], "mlflow_url": None}
+        return {**held, "mode": "manual", "reason": evidence["reason"]}
     target, history = registry.rollback_plan(settings.name, None)
-    if target != evidence["shadow"]:
-        # the champion history moved since the verdicts were written: do nothing on stale evidence
-        reason = f"{evidence['reason']}; not rolled back: the previous champion is now v{target}, not v{evidence['shadow']}"
+    current = registry.alias_version(settings.name, registry.CHAMPION)
+    if target != evidence["shadow"] or current is None or current.version != champion.version:
+        # the champion or its history moved since the verdicts were written (a promote or a
+        # rollback in another DAG): do nothing on stale evidence
+        reason = f"{evidence['reason']}; not rolled back: @champion or its history changed meanwhile (previous champion now v{target})"
         log.warning(reason)
-        return {"degraded": True, "rolled_back": False, "champion": champion.version, "reason": reason, "mlflow_url": None}
-    registry.set_champion(settings.name, target, history)
-    registry.client().set_model_version_tag(settings.name, str(champion.version), "driftloop.demoted", evidence["reason"])
-    mark_demoted(settings, evidence["verdicts"], airflow_run_id)
-    log.warning("rolled back: %s", evidence["reason"])
-    result = registry.record_move(
+        return {**held, "mode": "stale", "reason": reason}
+    # the plan is recorded first, so a retry after a crash half-way completes it instead of
+    # finding the alias already moved and reporting nothing
+    planned = registry.record_move(
         settings.name,
         airflow_run_id,
-        {"degraded": True, "rolled_back": True, "from": champion.version, "champion": target, "reason": evidence["reason"]},
+        {
+            "degraded": True,
+            "rolled_back": True,
+            "from": champion.version,
+            "champion": target,
+            "history": history,
+            "verdicts": evidence["verdicts"],
+            "reason": evidence["reason"],
+        },
     )
-    return {**result, "mlflow_url": registry.version_url(settings.name, target)}
+    return _apply_rollback(settings, planned, airflow_run_id)
+
+
+def _apply_rollback(settings, planned: dict, airflow_run_id: str) -> dict:
+    if planned.get("rolled_back"):
+        registry.set_champion(settings.name, planned["champion"], planned["history"])
+        registry.client().set_model_version_tag(settings.name, str(planned["from"]), "driftloop.demoted", planned["reason"])
+        mark_demoted(settings, planned["verdicts"], airflow_run_id)
+        log.warning("rolled back: %s", planned["reason"])
+    return {**planned, "mlflow_url": registry.version_url(settings.name, planned["champion"])}

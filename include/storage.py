@@ -11,7 +11,7 @@ Layout under ``storage``::
     curated/date=YYYY-MM-DD/data.parquet       gated rows, partitioned by event date
     quarantine/<start>__<end>/batch.parquet    a rejected batch, with report.json and report.md
     quarantine/resolved/<start>__<end>__<n>/   the same, once a later run of the window passed
-    quarantine/unplaced/<file>__<size>/        a copy of a landing file without the timestamp column
+    quarantine/unplaced/<file>__<size>__<mtime>/ a copy of a landing file without the timestamp column
     predictions/<start>__<end>.parquet         scores of an interval, one row per id
     verdicts/<start>__<end>.json               the monitor's drift verdict of an interval
     reports/<start>__<end>/drift.html          the Evidently report of an interval
@@ -179,7 +179,12 @@ class Storage:
             raw = self._read_landing_file(name, [self.timestamp])
         except (KeyError, ValueError) as err:
             # no timestamp column: the file belongs to no window; ingest quarantines a copy once
-            return {"rows": 0, "min": None, "max": None, "bad_timestamps": 0, "error": f"no column {self.timestamp!r} ({err})"}
+            reason = (
+                f"no column {self.timestamp!r}"
+                if isinstance(err, KeyError) or "not in" in str(err) or "match" in str(err)
+                else "unreadable"
+            )
+            return {"rows": 0, "min": None, "max": None, "bad_timestamps": 0, "error": f"{reason} ({type(err).__name__}: {err})"}
         stamps = normalize_timestamps(raw, self.timestamp, errors="coerce")[self.timestamp]
         valid = stamps.dropna()
         return {
@@ -326,7 +331,8 @@ class Storage:
             if not entry.get("error") or entry.get("quarantined"):
                 continue
             base = name.rsplit("/", 1)[-1]
-            folder = self.path("quarantine", "unplaced", re.sub(r"[^A-Za-z0-9_.-]", "_", f"{base}__{entry['size']}"))
+            version = f"{entry['size']}__{entry.get('mtime') or ''}"  # a re-delivery gets its own folder
+            folder = self.path("quarantine", "unplaced", re.sub(r"[^A-Za-z0-9_.-]", "_", f"{base}__{version}"))
             with self.landing_fs.open(name, "rb") as handle:
                 self.write_bytes(handle.read(), f"{folder}/{base}")
             report = {"file": name, "column": self.timestamp, "rule": "the event-time column must exist", "error": entry["error"]}

@@ -71,10 +71,11 @@ class AlertNotifier(BaseNotifier):
             return
         if self.on == "failure":
             error = context.get("exception")
-            alert = alerts.failure(settings.name, ti.dag_id, ti.run_id, ti.task_id, str(error) if error else "failed", ti.log_url)
+            message = str(error) if error else "failed"
+            alert = alerts.failure(settings.name, ti.dag_id, ti.run_id, ti.task_id, message, ti.log_url, ti.map_index, ti.try_number)
         else:
             result = ti.xcom_pull(task_ids=ti.task_id, map_indexes=ti.map_index)
-            alert = alerts.from_result(settings.name, ti.dag_id, ti.run_id, ti.task_id, result)
+            alert = alerts.from_result(settings.name, ti.dag_id, ti.run_id, ti.task_id, result, ti.map_index)
         if alert is None or alert.kind not in settings.alerts.on:
             return
         alerts.deliver(alert, Storage.from_settings(settings), connection_webhook(settings.alerts.connection))

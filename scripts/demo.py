@@ -97,8 +97,18 @@ class Airflow:
     def unpause(self, dag_id: str) -> None:
         self._request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
 
-    def trigger(self, dag_id: str, run_id: str, conf: dict) -> str:
-        self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"dag_run_id": run_id, "logical_date": None, "conf": conf})
+    def trigger(self, dag_id: str, run_id: str, conf: dict, attempts: int = 4) -> str:
+        for attempt in range(attempts):
+            try:
+                self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"dag_run_id": run_id, "logical_date": None, "conf": conf})
+                return run_id
+            except RuntimeError as err:
+                # a locked SQLite (see _request): the run has a fixed id, so look before posting again
+                if "Database error" not in str(err) or attempt == attempts - 1:
+                    raise
+                time.sleep(2 + 2 * attempt)
+                if self.run(dag_id, run_id):
+                    return run_id
         return run_id
 
     def run(self, dag_id: str, run_id: str) -> dict | None:

@@ -86,7 +86,11 @@ class Services:
         return json.loads(self.password_file.read_text())["admin"]
 
     def env(self) -> dict[str, str]:
+        env = base_env()
         return base_env(
+            PYTHONPATH=f"{env['PYTHONPATH']}:{ROOT / 'scripts'}",
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS="local_sqlite.CONNECT_ARGS",
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC="local_sqlite.CONNECT_ARGS",
             DRIFTLOOP_CONFIG=str(self.config),
             MLFLOW_TRACKING_URI=self.mlflow_url,
             AIRFLOW_HOME=str(self.airflow_home),

@@ -118,10 +118,34 @@ def test_an_automatic_rollback_sends_an_alert(project, auto, alert_hook):
     assert [(a["kind"], a["title"]) for a in sent] == [("rollback", f"{project.name}: champion rolled back from v2 to v1")]
 
 
+def test_a_retried_guard_returns_its_recorded_rollback(project, auto, mlflow_client):
+    """The guard's task retried with the same Airflow run id re-applies its recorded plan (v1
+    champion, v2 demoted, verdicts marked) and returns the same result."""
+    from include.retraining import guard_champion
+
+    first = xcom_value(auto, "guard")
+    again = guard_champion(project.settings, auto.run_id)
+    assert again == first and _champion(project, mlflow_client) == 1
+
+
+def test_marked_evidence_does_not_demote_again(project, auto, mlflow_client):
+    """v2 made champion again by hand: its old, marked verdicts are no reason to roll back."""
+    from include.retraining import guard_champion
+
+    assert project.run("rollback", {"version": 2}).state == "success"
+    try:
+        result = guard_champion(project.settings, "manual__after-re-promotion")
+        assert result["degraded"] is False and _champion(project, mlflow_client) == 2
+    finally:
+        assert project.run("rollback", {"version": 1}).state == "success"
+
+
 def test_a_rollback_is_not_repeated(project, auto, mlflow_client):
-    """Monitoring the same week again: v1 has no shadow and the old evidence is marked."""
+    """Monitoring the same week again. The hand moves above left the history [1, 2, 1], so v2 is
+    v1's shadow now: it scores, trails, and nothing moves."""
     again = project.monitor(*week(6))
     assert again.state == "success"
     assert xcom_value(again, "guard")["rolled_back"] is False
     assert _champion(project, mlflow_client) == 1
-    assert xcom_value(again, "drift", map_index=0)["shadow_version"] is None
+    verdict = xcom_value(again, "drift", map_index=0)
+    assert verdict["shadow_version"] == 2 and verdict["shadow_metric"] < verdict["live_metric"]

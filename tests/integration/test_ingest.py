@@ -145,7 +145,7 @@ def test_a_quarantined_batch_sends_one_failure_alert_naming_the_column(project, 
     assert sent[0]["title"] == f"{project.name}: ingest.gate failed"
     assert f"/dags/ingest/runs/{quote(dr.run_id)}/tasks/gate" in sent[0]["link"]
     kept = project.storage.read_json(
-        project.storage.path("alerts", f"ingest__{re.sub(r'[^A-Za-z0-9_.-]', '_', dr.run_id)}__gate__failure.json")
+        project.storage.path("alerts", f"ingest__{re.sub(r'[^A-Za-z0-9_.-]', '_', dr.run_id)}__gate__failure__try1.json")
     )
     assert kept["delivered"] is True and kept["driftloop"] == sent[0]
 
@@ -198,7 +198,7 @@ def test_a_landing_file_without_timestamps_is_quarantined_and_alerted_once(proje
     assert [u["file"].rsplit("/", 1)[-1] for u in unplaced] == ["export_renamed.csv"]
     assert (Path(unplaced[0]["quarantine"]) / "report.md").exists()
     sent = alerts_for(alert_hook, first)
-    assert [(a["kind"], a["task_id"]) for a in sent] == [("failure", "gate")]
+    assert [(a["kind"], a["task_id"]) for a in sent] == [("unplaced", "gate")]
     assert "export_renamed.csv" in sent[0]["text"] and "no column 'timestamp'" in sent[0]["text"]
 
     again = project.ingest(*week(0))

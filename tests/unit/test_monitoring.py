@@ -139,12 +139,13 @@ def test_frames_not_changed_by_with_labels(settings, stream):
     pd.testing.assert_frame_equal(frame, copy)
 
 
-def scored(i, live, shadow_metric, version=2, shadow=1, demoted=None):
+def scored(i, live, shadow_metric, version=2, shadow=1, demoted=None, rows=200):
     return {
         **verdict(WEEKS[i], WEEKS[i + 1], False, version=version, live=live),
         "shadow_version": shadow,
         "shadow_metric": shadow_metric,
         "demoted": demoted,
+        "labelled_rows": rows,
     }
 
 
@@ -201,3 +202,18 @@ def test_the_reference_can_be_the_last_part_of_the_champions_window(settings, st
         )
         columns, _ = monitoring.evidently_drift(reference, current, settings.data, 0.5)
         assert monitoring.drift_decision(columns, 0.5)["drift"] is drifted, length
+
+
+def test_degradation_passes_over_intervals_whose_labels_have_not_arrived():
+    vs = [scored(0, 0.55, 0.75), scored(1, 0.52, 0.76), scored(2, None, None, rows=0)]
+    found = monitoring.degradation(vs, champion=2, margin=0.02, intervals=2)
+    assert found is not None and found["verdicts"][-1].startswith("20260112")
+
+
+def test_degradation_needs_enough_labelled_rows_and_this_champions_reign():
+    few = [scored(0, 0.55, 0.75, rows=10), scored(1, 0.52, 0.76, rows=10)]
+    assert monitoring.degradation(few, 2, 0.02, 2, min_rows=50) is None
+    assert monitoring.degradation(few, 2, 0.02, 2, min_rows=10) is not None
+    # v2 champion, then v1, then v2 again: the first reign's verdicts do not count for the second
+    reigns = [scored(0, 0.5, 0.8), scored(1, 0.7, None, version=1, shadow=None), scored(2, 0.5, 0.8)]
+    assert monitoring.degradation(reigns, 2, 0.02, 2) is None
