@@ -216,6 +216,13 @@ def rows_in(frame, start: datetime, end: datetime):
     return frame[(frame["timestamp"] >= lo) & (frame["timestamp"] < hi)]
 
 
+def stable_weeks(n: int):
+    """``n`` weeks of the simulated stream from START, without drift."""
+    from include.simulator import StreamSpec, simulate
+
+    return simulate(StreamSpec(start=START, days=7 * n, rows_per_day=ROWS_PER_DAY))
+
+
 def week(k: int) -> tuple[datetime, datetime]:
     """The half-open week ``k`` of the simulated stream (week 0 starts on START)."""
     return START + timedelta(days=7 * k), START + timedelta(days=7 * (k + 1))

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.conftest import ROWS_PER_DAY, START, task_states, week
+from tests.integration.conftest import stable_weeks, task_states, week
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def project(project_factory):
-    from include.simulator import StreamSpec, simulate
-
     project = project_factory(promotion__mode="approval")
-    project.land(simulate(StreamSpec(start=START, days=14, rows_per_day=ROWS_PER_DAY)))
+    project.land(stable_weeks(2))
     assert project.ingest(week(0)[0], week(2)[0]).state == "success"
     return project
 

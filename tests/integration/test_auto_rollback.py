@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import write_config
-from tests.integration.conftest import ROWS_PER_DAY, START, alerts_for, rows_in, task_states, week, xcom_value
+from tests.integration.conftest import alerts_for, rows_in, stable_weeks, task_states, week, xcom_value
 
 pytestmark = pytest.mark.integration
 
@@ -29,9 +29,7 @@ RULES = {
 
 @pytest.fixture(scope="module")
 def stream_7w():
-    from include.simulator import StreamSpec, simulate
-
-    frame = simulate(StreamSpec(start=START, days=49, rows_per_day=ROWS_PER_DAY))
+    frame = stable_weeks(7)
     noisy = rows_in(frame, week(3)[0], week(5)[0]).index
     frame.loc[noisy, "repaid"] = np.random.default_rng(0).permutation(frame.loc[noisy, "repaid"].to_numpy())
     return frame

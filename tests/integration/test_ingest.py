@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pandas as pd
 import pytest
 
-from tests.integration.conftest import ROWS_PER_DAY, START, alerts_for, rows_in, task_states, week, xcom_value
+from tests.integration.conftest import START, alerts_for, rows_in, stable_weeks, task_states, week, xcom_value
 
 pytestmark = pytest.mark.integration
 
@@ -43,9 +43,7 @@ def _window_key(span) -> str:
 
 @pytest.fixture(scope="module")
 def stream_4w():
-    from include.simulator import StreamSpec, simulate
-
-    return simulate(StreamSpec(start=START, days=28, rows_per_day=ROWS_PER_DAY))
+    return stable_weeks(4)
 
 
 @pytest.fixture(scope="module")
@@ -93,15 +91,19 @@ def test_rerun_of_the_same_window_does_not_duplicate(project, stream_4w, first_w
     assert _digest(project.landing) == project.landed
 
 
-def test_duplicate_ids_fail_the_gate_before_any_champion(project, first_week):
-    dr = project.ingest(*week(2))
+def _rejected(project, span):
+    """Ingests a window the gate must reject; returns its quarantine folder and report."""
+    dr = project.ingest(*span)
     assert dr.state == "failed"
     states = task_states(dr)
     assert states["gate"] == "failed"
     assert states["publish"] == "upstream_failed"
+    folder = project.folder / "store" / "quarantine" / _window_key(span)
+    return folder, (folder / "report.md").read_text()
 
-    folder = project.folder / "store" / "quarantine" / _window_key(week(2))
-    report = (folder / "report.md").read_text()
+
+def test_duplicate_ids_fail_the_gate_before_any_champion(project, first_week):
+    folder, report = _rejected(project, week(2))
     assert "expect_column_values_to_be_unique" in report
     assert "| id |" in report
     assert "none (no champion yet)" in report
@@ -119,14 +121,7 @@ def champion(project, first_week):
 
 
 def test_corrupt_batch_fails_on_the_champions_learned_range(project, champion):
-    dr = project.ingest(*week(3))
-    assert dr.state == "failed"
-    states = task_states(dr)
-    assert states["gate"] == "failed"
-    assert states["publish"] == "upstream_failed"
-
-    folder = project.folder / "store" / "quarantine" / _window_key(week(3))
-    report = (folder / "report.md").read_text()
+    folder, report = _rejected(project, week(3))
     failed = [line for line in report.splitlines() if "FAILED" in line and line.startswith("|")]
     assert any("| car_value |" in line and "expect_column_values_to_be_between" in line for line in failed), report
     assert "learned tolerances from the champion's training window: none" not in report

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.conftest import ROWS_PER_DAY, START, rows_in, task_states, week, xcom_value
+from tests.integration.conftest import rows_in, stable_weeks, task_states, week, xcom_value
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def stream_5w():
-    from include.simulator import StreamSpec, simulate
-
-    return simulate(StreamSpec(start=START, days=35, rows_per_day=ROWS_PER_DAY))
+    return stable_weeks(5)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from tests.integration.conftest import ROWS_PER_DAY, START, alerts_for, rows_in, task_states, week, xcom_value
+from tests.integration.conftest import START, alerts_for, rows_in, stable_weeks, task_states, week, xcom_value
 
 pytestmark = pytest.mark.integration
 
@@ -19,9 +19,7 @@ FOLDS = 4
 
 @pytest.fixture(scope="module")
 def stream_4w():
-    from include.simulator import StreamSpec, simulate
-
-    return simulate(StreamSpec(start=START, days=28, rows_per_day=ROWS_PER_DAY))
+    return stable_weeks(4)
 
 
 @pytest.fixture(scope="module")
