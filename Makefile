@@ -44,9 +44,10 @@ test: install
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q -ra
 
-# Regenerates the full lock from the current venv (run after changing requirements.txt).
+# Regenerates the full lock from the current venv plus the deployment extras of
+# requirements-deploy.txt (run after changing either requirements file).
 lock:
-	$(BIN)/python -m pip freeze --all | grep -v -E '^(pip|setuptools|wheel)==' > requirements.lock
+	$(BIN)/python scripts/lock.py
 
 benchmark: install
 	$(BIN)/python scripts/benchmark.py

@@ -24,24 +24,13 @@ RUN useradd --uid 50000 --gid 0 --home-dir /opt/airflow --create-home --shell /b
 # Dependencies first, so that code changes do not invalidate this layer.
 # requirements.lock is the full lock (pip freeze of a green venv): the build fails
 # until it exists, on purpose, so that images are reproducible.
-COPY requirements.txt requirements.lock /tmp/requirements/
-# Deployment-only extras, not in requirements.txt (the tests run on SQLite with
-# LocalExecutor); they must be pinned in requirements.lock too, otherwise `-c`
-# leaves them unpinned:
-#   apache-airflow-providers-celery  CeleryExecutor and `airflow celery worker`
-#   psycopg2-binary                  Postgres driver (URLs say +psycopg2: SQLAlchemy 2.1
-#                                    defaults postgresql:// to psycopg v3)
-#   redis                            Celery broker client
-#   asyncpg                          Airflow derives a postgresql+asyncpg:// URL for its
-#                                    async engine from sql_alchemy_conn; core does not
-#                                    depend on asyncpg
+COPY requirements.txt requirements-deploy.txt requirements.lock /tmp/requirements/
+# requirements-deploy.txt: the deployment-only extras (Celery provider, Postgres drivers, Redis
+# client), pinned, with their transitive packages in requirements.lock (`make lock`).
 RUN pip install --root-user-action=ignore \
         -r /tmp/requirements/requirements.txt \
-        -c /tmp/requirements/requirements.lock \
-        apache-airflow-providers-celery \
-        psycopg2-binary \
-        redis \
-        asyncpg
+        -r /tmp/requirements/requirements-deploy.txt \
+        -c /tmp/requirements/requirements.lock
 
 # Project code, owned by root and so read-only for the runtime user.
 COPY dags/ /opt/driftloop/dags/

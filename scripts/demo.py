@@ -56,11 +56,16 @@ def key(start: datetime, end: datetime) -> str:
     return f"{start:%Y%m%dT%H%M%SZ}__{end:%Y%m%dT%H%M%SZ}"
 
 
+class Unsettled(RuntimeError):
+    """The API did not settle a request: no answer in time, or 500 "Database error" (see _request)."""
+
+
 class Airflow:
     """A small client of Airflow's REST API v2 (token auth of the SimpleAuthManager)."""
 
-    def __init__(self, url: str, username: str, password: str) -> None:
+    def __init__(self, url: str, username: str, password: str, timeout: float = 60, backoff: float = 1) -> None:
         self.url, self.username, self.password = url, username, password
+        self.timeout, self.backoff = timeout, backoff
         self.token = None
 
     def _request(self, method: str, path: str, body: dict | None = None, auth: bool = True, attempt: int = 0):
@@ -70,45 +75,60 @@ class Airflow:
             if self.token is None:
                 self.login()
             req.add_header("Authorization", f"Bearer {self.token}")
+        # Reads, unpausing and logging in are safe to repeat; a trigger is not (see trigger).
+        repeatable = (method in ("GET", "PATCH") or path == "/auth/token") and attempt < 6
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 return json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as err:
             if err.code == 401 and auth:
                 self.token = None
                 return self._request(method, path, body, auth)
             detail = err.read().decode()[:500]
-            # SQLite (the local standalone's metadata DB) is locked for a moment while the
-            # dag-processor or scheduler writes: the API answers 500 "Database error". Reads and
-            # unpausing are safe to repeat; a POST is not repeated here.
-            if err.code >= 500 and "Database error" in detail and method in ("GET", "PATCH") and attempt < 5:
-                time.sleep(1 + attempt)
+            # The local standalone's metadata DB is SQLite: one writer at a time. The api-server
+            # writes its audit log from an async dependency, on its event loop; when another of its
+            # requests holds the write lock and needs that loop to commit, both wait until SQLite's
+            # busy timeout (5 s) ends it with a 500 "Database error" (see scripts/services.py).
+            if err.code >= 500 and "Database error" in detail and repeatable:
+                time.sleep(self.backoff * (1 + attempt))
                 return self._request(method, path, body, auth, attempt + 1)
-            raise RuntimeError(f"{method} {path}: HTTP {err.code} {detail}") from None
+            kind = Unsettled if err.code >= 500 and "Database error" in detail else RuntimeError
+            raise kind(f"{method} {path}: HTTP {err.code} {detail}") from None
+        except (TimeoutError, ConnectionError, urllib.error.URLError) as err:
+            if repeatable:
+                time.sleep(self.backoff * (1 + attempt))
+                return self._request(method, path, body, auth, attempt + 1)
+            raise Unsettled(f"{method} {path}: no answer ({err})") from None
 
     def login(self) -> None:
         self.token = self._request("POST", "/auth/token", {"username": self.username, "password": self.password}, auth=False)[
             "access_token"
         ]
 
-    def dag_ids(self) -> set[str]:
-        return {d["dag_id"] for d in self._request("GET", "/api/v2/dags?limit=100")["dags"]}
+    def dag_ids(self) -> dict[str, bool]:
+        """The DAG ids Airflow knows, each with whether it is paused."""
+        return {d["dag_id"]: d["is_paused"] for d in self._request("GET", "/api/v2/dags?limit=100")["dags"]}
 
     def unpause(self, dag_id: str) -> None:
         self._request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
 
     def trigger(self, dag_id: str, run_id: str, conf: dict, attempts: int = 4) -> str:
+        """Start a run with a fixed id, exactly once: a POST the API did not settle is repeated
+        only after looking whether the run exists."""
         for attempt in range(attempts):
             try:
                 self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"dag_run_id": run_id, "logical_date": None, "conf": conf})
                 return run_id
-            except RuntimeError as err:
-                # a locked SQLite (see _request): the run has a fixed id, so look before posting again
-                if "Database error" not in str(err) or attempt == attempts - 1:
+            except Unsettled:
+                if attempt == attempts - 1:
                     raise
-                time.sleep(2 + 2 * attempt)
-                if self.run(dag_id, run_id):
-                    return run_id
+            except RuntimeError as err:
+                # 409: an unsettled POST before this one did create the run after all
+                if attempt == 0 or "HTTP 409" not in str(err):
+                    raise
+            time.sleep(self.backoff * (2 + 2 * attempt))
+            if self.run(dag_id, run_id):
+                return run_id
         return run_id
 
     def run(self, dag_id: str, run_id: str) -> dict | None:
@@ -187,8 +207,10 @@ class Demo:
         wanted = {"ingest", "monitor", "drift_watch", "retrain", "rollback"}
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if wanted <= self.airflow.dag_ids():
-                for dag_id in sorted(wanted):
+            paused = self.airflow.dag_ids()
+            if wanted <= paused.keys():
+                # new DAGs start unpaused here (services.py); unpause only what a user paused
+                for dag_id in sorted(d for d in wanted if paused[d]):
                     self.airflow.unpause(dag_id)
                 return
             time.sleep(2)

@@ -2,6 +2,14 @@
 server (SQLite backend, artifacts served by the server) and ``airflow standalone`` (scheduler,
 dag-processor, api-server, triggerer; LocalExecutor on SQLite).
 
+SQLite lets one writer in at a time, and Airflow 3.3's api-server writes its audit log
+(``action_logging``) synchronously from an async dependency, on its event loop. When another of its
+requests holds the write lock and needs the loop to commit, the loop waits out SQLite's busy timeout
+(5 s by default) and the API answers 500 "Database error". A longer timeout makes it worse: the whole
+api-server, task heartbeats included, stalls for that long (a CI run lost 30 s waiting on a 60 s
+timeout). So the timeout stays at its default and the demo's client repeats what is safe to repeat.
+Postgres (docker-compose.yaml) has no such limit.
+
 Homes live inside the project (git-ignored): ``.services/mlflow/`` and ``.services/airflow/``,
 unless a ``--home`` is given (the e2e test uses a temporary one). The Airflow admin password is generated
 on first start and written to ``<home>/airflow/simple_auth_manager_passwords.json.generated``.
@@ -86,11 +94,7 @@ class Services:
         return json.loads(self.password_file.read_text())["admin"]
 
     def env(self) -> dict[str, str]:
-        env = base_env()
         return base_env(
-            PYTHONPATH=f"{env['PYTHONPATH']}:{ROOT / 'scripts'}",
-            AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS="local_sqlite.CONNECT_ARGS",
-            AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC="local_sqlite.CONNECT_ARGS",
             DRIFTLOOP_CONFIG=str(self.config),
             MLFLOW_TRACKING_URI=self.mlflow_url,
             AIRFLOW_HOME=str(self.airflow_home),
