@@ -314,8 +314,12 @@ def log_training_run(
             mlflow.log_metric(f"cv_{metric}", fold.score, step=fold.number)
         mlflow.log_metric(f"cv_{metric}_mean", cv.mean)
         mlflow.log_metric(f"cv_{metric}_std", cv.std)
-        dataset = mlflow.data.from_pandas(frame, name=f"{settings.name}-{window.key}", targets=data.target)
-        mlflow.log_input(dataset, context="training")
+        with warnings.catch_warnings():
+            # MLflow's hint about integer columns concerns the dataset's recorded schema here, not
+            # the model's (whose integer inputs _log_sklearn declares as doubles): noise in the log
+            warnings.filterwarnings("ignore", message=r"\s*Hint: Inferred schema contains integer", category=UserWarning)
+            dataset = mlflow.data.from_pandas(frame, name=f"{settings.name}-{window.key}", targets=data.target)
+            mlflow.log_input(dataset, context="training")
         mlflow.log_dict(cv.summary(), "cv/folds.json")
         mlflow.log_dict(gate_profile, "gate/profile.json")
         if figure_png is not None:
