@@ -37,9 +37,14 @@ class Alert:
     link: str | None = None
     map_index: int = -1
     try_number: int | None = None  # failures only: a cleared task that fails again is news
+    # what the alert is about, when that outlives one run (a degraded champion and the intervals
+    # of its evidence): the alert is then sent once per subject, whichever run finds it again
+    subject: str | None = None
 
     @property
     def key(self) -> str:
+        if self.subject is not None:
+            return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{self.dag_id}__{self.kind}__{self.subject}")
         task = self.task_id if self.map_index < 0 else f"{self.task_id}_{self.map_index}"
         attempt = "" if self.try_number is None else f"__try{self.try_number}"
         return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{self.dag_id}__{self.run_id}__{task}__{self.kind}{attempt}")
@@ -80,7 +85,10 @@ def from_result(name: str, dag_id: str, run_id: str, task_id: str, result: dict 
         if result["degraded"]:
             why = "monitoring.rollback is manual" if result.get("mode") == "manual" else "not rolled back: the evidence is stale"
             title = f"{name}: champion v{result['champion']} trails its shadow ({why})"
-            return Alert("degraded", title, result["reason"], dag_id, run_id, task_id, link, map_index)
+            # once per piece of evidence: a monitor run that finds the same intervals again is quiet
+            evidence = result.get("evidence")
+            subject = f"v{result['champion']}__{result.get('mode')}__{'_'.join(evidence)}" if evidence else None
+            return Alert("degraded", title, result["reason"], dag_id, run_id, task_id, link, map_index, subject=subject)
         return None
     if "unplaced" in result:
         if not result["unplaced"]:

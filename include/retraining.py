@@ -189,7 +189,8 @@ def guard_champion(settings, airflow_run_id: str) -> dict:
     Airflow run, like any alias move.
 
     Returns:
-        ``{"degraded", "rolled_back", "champion", "reason", "mlflow_url"}``.
+        ``{"degraded", "rolled_back", "champion", "reason", "mlflow_url"}``; a degraded champion
+        also has ``evidence`` (the intervals behind it), which keys its alert.
     """
     planned = registry.recorded_move(settings.name, airflow_run_id)
     if planned is not None:  # a retry: finish what the first try planned (each step is idempotent)
@@ -203,7 +204,7 @@ def guard_champion(settings, airflow_run_id: str) -> dict:
     if evidence is None:
         reason = f"champion v{champion.version} does not trail a shadow in the last {mon.rollback_intervals} labelled intervals"
         return {"degraded": False, "rolled_back": False, "champion": champion.version, "reason": reason, "mlflow_url": None}
-    held = {"degraded": True, "rolled_back": False, "champion": champion.version, "mlflow_url": None}
+    held = {"degraded": True, "rolled_back": False, "champion": champion.version, "evidence": evidence["verdicts"], "mlflow_url": None}
     if mon.rollback == "manual":
         log.warning("%s; monitoring.rollback is manual: run the rollback DAG to act on it", evidence["reason"])
         return {**held, "mode": "manual", "reason": evidence["reason"]}

@@ -85,14 +85,17 @@ def test_the_previous_champion_scores_as_a_shadow(project, manual, mlflow_client
 
 
 def test_manual_mode_reports_the_degradation_and_moves_nothing(project, manual, mlflow_client):
+    from include.storage import Window
+
     after_one, after_two = (xcom_value(dr, "guard") for dr in manual)
     assert after_one["degraded"] is False  # one interval is not yet a streak of two
     assert after_two["degraded"] is True and after_two["rolled_back"] is False
     assert "champion v2 trails shadow v1" in after_two["reason"]
+    assert after_two["evidence"] == [Window.parse(*week(k)).key for k in (5, 6)]  # what keys its alert
     assert _champion(project, mlflow_client) == 2
 
 
-def test_manual_mode_alerts_once_per_monitor_run(project, manual, alert_hook):
+def test_manual_mode_alerts_once_for_its_evidence(project, manual, alert_hook):
     assert alerts_for(alert_hook, manual[0]) == []
     sent = alerts_for(alert_hook, manual[1])
     assert [(a["kind"], a["task_id"]) for a in sent] == [("degraded", "guard")]

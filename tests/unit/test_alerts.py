@@ -107,3 +107,19 @@ def test_webhook_url_from_a_full_url_in_host():
 
     conn = Connection(conn_id="driftloop_alerts", conn_type="http", host="https://chat.example.com/hooks/abc")
     assert webhook_url(conn) == "https://chat.example.com/hooks/abc"
+
+
+def test_a_degraded_champion_is_told_once_per_piece_of_evidence(hook, storage):
+    # monitoring.rollback: manual leaves the champion in place; every monitor run's guard finds it
+    # degraded again. The alert is sent when the evidence is new, not on every run.
+    held = {"degraded": True, "rolled_back": False, "champion": 2, "mode": "manual", "reason": "v2 trails v1", "mlflow_url": None}
+    weeks_7_8 = {**held, "evidence": ["20260216T000000Z__20260223T000000Z", "20260223T000000Z__20260302T000000Z"]}
+    weeks_8_9 = {**held, "evidence": ["20260223T000000Z__20260302T000000Z", "20260302T000000Z__20260309T000000Z"]}
+    for run_id, result in [("asset__1", weeks_7_8), ("asset__2", weeks_7_8), ("asset__3", weeks_8_9), ("asset__4", weeks_8_9)]:
+        alerts.deliver(alerts.from_result("m", "monitor", run_id, "guard", result), storage, hook.url)
+    assert [h["body"]["driftloop"]["run_id"] for h in hook.received] == ["asset__1", "asset__3"]
+    # a different champion with the same intervals is other news
+    alerts.deliver(alerts.from_result("m", "monitor", "asset__5", "guard", {**weeks_8_9, "champion": 3}), storage, hook.url)
+    assert len(hook.received) == 3
+    # a run-scoped alert keeps its per-run key
+    assert alerts.from_result("m", "retrain", "r", "promote", PROMOTED).key == "retrain__r__promote__promotion"
