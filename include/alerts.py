@@ -91,16 +91,22 @@ def from_result(name: str, dag_id: str, run_id: str, task_id: str, result: dict 
             return Alert("degraded", title, result["reason"], dag_id, run_id, task_id, link, map_index, subject=subject)
         return None
     if "unplaced" in result:
-        if not result["unplaced"]:
-            return None
-        files = "; ".join(f"{u['file']}: {u['error']} (copy and report in {u['quarantine']})" for u in result["unplaced"])
-        title = f"{name}: {len(result['unplaced'])} landing file(s) belong to no window"
-        return Alert("unplaced", title, files, dag_id, run_id, task_id, None, map_index)
+        return unplaced(name, dag_id, run_id, task_id, result["unplaced"], map_index)
     if "retrain_run_id" in result:
         intervals = ", ".join(result["verdicts"])
         text = f"drifted intervals {intervals}; retrain run {result['retrain_run_id']} started"
         return Alert("drift", f"{name}: drift detected, retraining", text, dag_id, run_id, task_id, link, map_index)
     return None
+
+
+def unplaced(name: str, dag_id: str, run_id: str, task_id: str, files: list[dict], map_index: int = -1) -> Alert | None:
+    """Landing files that belong to no window (``Storage.quarantine_unplaced``), or None if none.
+    Sent whether the gate then passed (from its result) or failed (from its exception)."""
+    if not files:
+        return None
+    text = "; ".join(f"{u['file']}: {u['error']} (copy and report in {u['quarantine']})" for u in files)
+    title = f"{name}: {len(files)} landing file(s) belong to no window"
+    return Alert("unplaced", title, text, dag_id, run_id, task_id, None, map_index)
 
 
 def deliver(alert: Alert, storage: Storage, webhook: str | None, timeout: float = 10.0) -> dict:

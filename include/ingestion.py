@@ -40,7 +40,8 @@ def check_landing(settings, window: Window) -> dict:
         report = quality.validate(frame, settings.data, window, learned, settings.quality, "ingest")
     except quality.DataQualityError as err:
         folder = storage.quarantine(frame, window, err.report, quality.report_markdown(err.report))
-        raise quality.DataQualityError(f"{err}\nthe batch ({len(frame)} rows) is quarantined in {folder}{also}", err.report) from None
+        message = f"{err}\nthe batch ({len(frame)} rows) is quarantined in {folder}{also}"
+        raise quality.DataQualityError(message, err.report, unplaced) from None
     staged = storage.write_parquet(frame, storage.staging_path(window))
     return {
         "rows": len(frame),

@@ -39,11 +39,14 @@ MAX_EXAMPLES = 5
 
 
 class DataQualityError(ValueError):
-    """A batch failed the gate. ``report`` holds the failed checks by column and rule."""
+    """A batch failed the gate. ``report`` holds the failed checks by column and rule;
+    ``unplaced`` the landing files without a timestamp the same run found (they get their own
+    alert, see ``ingestion.check_landing``)."""
 
-    def __init__(self, message: str, report: dict) -> None:
+    def __init__(self, message: str, report: dict, unplaced: list[dict] | None = None) -> None:
         super().__init__(message)
         self.report = report
+        self.unplaced = unplaced or []
 
 
 @dataclass(frozen=True)

@@ -72,10 +72,15 @@ class AlertNotifier(BaseNotifier):
         if self.on == "failure":
             error = context.get("exception")
             message = str(error) if error else "failed"
-            alert = alerts.failure(settings.name, ti.dag_id, ti.run_id, ti.task_id, message, ti.log_url, ti.map_index, ti.try_number)
+            sent = [alerts.failure(settings.name, ti.dag_id, ti.run_id, ti.task_id, message, ti.log_url, ti.map_index, ti.try_number)]
+            # a failed gate may also have found landing files that belong to no window (its
+            # DataQualityError arrives as the cause of an AirflowFailException: fail_without_retry)
+            files = getattr(error, "unplaced", None) or getattr(getattr(error, "__cause__", None), "unplaced", [])
+            sent.append(alerts.unplaced(settings.name, ti.dag_id, ti.run_id, ti.task_id, files, ti.map_index))
         else:
             result = ti.xcom_pull(task_ids=ti.task_id, map_indexes=ti.map_index)
-            alert = alerts.from_result(settings.name, ti.dag_id, ti.run_id, ti.task_id, result, ti.map_index)
-        if alert is None or alert.kind not in settings.alerts.on:
-            return
-        alerts.deliver(alert, Storage.from_settings(settings), connection_webhook(settings.alerts.connection))
+            sent = [alerts.from_result(settings.name, ti.dag_id, ti.run_id, ti.task_id, result, ti.map_index)]
+        webhook = connection_webhook(settings.alerts.connection)
+        for alert in sent:
+            if alert is not None and alert.kind in settings.alerts.on:
+                alerts.deliver(alert, Storage.from_settings(settings), webhook)

@@ -199,3 +199,20 @@ def test_a_landing_file_without_timestamps_is_quarantined_and_alerted_once(proje
     again = project.ingest(*week(0))
     assert again.state == "success" and xcom_value(again, "gate")["unplaced"] == []
     assert alerts_for(alert_hook, again) == []
+
+
+def test_a_failed_gate_still_alerts_the_file_that_belongs_to_no_window(project_factory, stream_4w, alert_hook):
+    """The run that first sees the unplaced file also rejects its batch (duplicate ids): two
+    alerts, the gate's failure and the unplaced file, each of its own kind."""
+    project = project_factory("unplaced_failed")
+    rows = rows_in(stream_4w, *week(0))
+    project.land(pd.concat([rows, rows.head(5)]))
+    rows_in(stream_4w, *week(1)).rename(columns={"timestamp": "event_time"}).to_csv(project.landing / "export_renamed.csv", index=False)
+
+    dr = project.ingest(*week(0))
+    assert dr.state == "failed" and task_states(dr)["gate"] == "failed"
+    sent = {a["kind"]: a for a in alerts_for(alert_hook, dr)}
+    assert sorted(sent) == ["failure", "unplaced"]
+    assert "expect_column_values_to_be_unique" in sent["failure"]["text"]
+    assert "export_renamed.csv" in sent["unplaced"]["text"] and "no column 'timestamp'" in sent["unplaced"]["text"]
+    assert (project.folder / "store" / "quarantine" / "unplaced").is_dir()
