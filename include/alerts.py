@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
 
-from include.storage import Storage
+from include.storage import Storage, safe_name
 
 log = logging.getLogger(__name__)
-
-KINDS = ("failure", "unplaced", "drift", "promotion", "rollback", "degraded")
 
 
 @dataclass(frozen=True)
@@ -44,10 +41,10 @@ class Alert:
     @property
     def key(self) -> str:
         if self.subject is not None:
-            return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{self.dag_id}__{self.kind}__{self.subject}")
+            return safe_name(f"{self.dag_id}__{self.kind}__{self.subject}")
         task = self.task_id if self.map_index < 0 else f"{self.task_id}_{self.map_index}"
         attempt = "" if self.try_number is None else f"__try{self.try_number}"
-        return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{self.dag_id}__{self.run_id}__{task}__{self.kind}{attempt}")
+        return safe_name(f"{self.dag_id}__{self.run_id}__{task}__{self.kind}{attempt}")
 
     def payload(self) -> dict:
         lines = [f"[driftloop] {self.title}", self.text]

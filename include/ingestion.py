@@ -33,16 +33,18 @@ def check_landing(settings, window: Window) -> dict:
     storage = Storage.from_settings(settings)
     frame = storage.read_landing(window)
     learned = registry.champion_profile(settings.name)
-    # after the MLflow call: if MLflow is down the run fails before marking files it never reported
-    unplaced = storage.quarantine_unplaced()
-    also = "".join(f"\nalso: landing file {u['file']} belongs to no window ({u['error']}); see {u['quarantine']}" for u in unplaced)
+    # Landing files that belong to no window are marked as reported (quarantine_unplaced) only as
+    # the task hands them over: in its result, or in the error of a rejected batch.
     try:
         report = quality.validate(frame, settings.data, window, learned, settings.quality, "ingest")
     except quality.DataQualityError as err:
         folder = storage.quarantine(frame, window, err.report, quality.report_markdown(err.report))
+        unplaced = storage.quarantine_unplaced()
+        also = "".join(f"\nalso: landing file {u['file']} belongs to no window ({u['error']}); see {u['quarantine']}" for u in unplaced)
         message = f"{err}\nthe batch ({len(frame)} rows) is quarantined in {folder}{also}"
         raise quality.DataQualityError(message, err.report, unplaced) from None
     staged = storage.write_parquet(frame, storage.staging_path(window))
+    unplaced = storage.quarantine_unplaced()
     return {
         "rows": len(frame),
         "checks": report["checks"],

@@ -57,18 +57,6 @@ def live_metric(model, labelled: pd.DataFrame, settings) -> float | None:
         return None
 
 
-def load_shadow(name: str, version: int):
-    """The shadow model, or None when it cannot be loaded: the shadow is optional, and monitoring
-    the champion must not depend on it."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return registry.load_model(f"models:/{name}/{version}")
-    except (MlflowException, ValueError, OSError) as err:
-        log.warning("shadow v%s cannot be loaded (%s); monitoring goes on without it", version, err)
-        return None
-
-
 def score_interval(settings, window: Window) -> dict:
     """Scores the interval's curated rows with ``@champion`` and stores one prediction per id.
 
@@ -93,7 +81,7 @@ def score_interval(settings, window: Window) -> dict:
         raise ValueError(f"no curated rows in [{window.start.isoformat()}, {window.end.isoformat()}): run ingest for this interval first")
     model = registry.load_model(f"models:/{settings.name}/{champion.version}")
     shadow_version = registry.previous_champion(settings.name, champion.version) if settings.monitoring.shadow else None
-    shadow = load_shadow(settings.name, shadow_version) if shadow_version else None
+    shadow = registry.try_load_model(f"models:/{settings.name}/{shadow_version}", f"shadow v{shadow_version}") if shadow_version else None
     shadow_version = shadow_version if shadow is not None else None
 
     out = frame[[data.id, data.timestamp]].copy()
@@ -218,9 +206,10 @@ def check_drift(settings, window: Window, scored: dict) -> dict:
         "shadow_version": scored.get("shadow_version"),
         "shadow_metric": scored.get("shadow_metric"),
         "report": html_path,
-        # marks of what was already done about this verdict survive a re-run
+        # marks of what was already done about this verdict survive a re-run (a demotion only
+        # while the same champion is scored: evidence against a new one is fresh)
         "handled": previous.get("handled"),
-        "demoted": previous.get("demoted"),
+        "demoted": previous.get("demoted") if previous.get("model_version") == scored["model_version"] else None,
     }
     verdict["mlflow_run_id"] = registry.log_monitoring_run(settings, window, verdict, html)
     storage.write_json(verdict, path)

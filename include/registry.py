@@ -11,7 +11,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -31,6 +30,11 @@ def _quiet() -> None:
     MLflow's own stderr handler, whose INFO lines Airflow shows as errors."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
+
+
+# once, at import: every MLflow import in driftloop happens after this module's (registry is the
+# MLflow adapter; other modules reach MLflow through it)
+_quiet()
 
 
 @contextlib.contextmanager
@@ -76,7 +80,6 @@ def _mlflow_notes_to_log():
 
 
 def client():
-    _quiet()
     from mlflow import MlflowClient
 
     return MlflowClient()
@@ -111,7 +114,6 @@ class VersionInfo:
 
 def run_url(run_id: str) -> str | None:
     """The MLflow UI page of a run, when the tracking URI is an HTTP server (None otherwise)."""
-    _quiet()
     import mlflow
 
     uri = mlflow.get_tracking_uri()
@@ -123,7 +125,6 @@ def run_url(run_id: str) -> str | None:
 
 def version_url(name: str, version: int | None) -> str | None:
     """The MLflow UI page of a registered model version, when the tracking URI is an HTTP server."""
-    _quiet()
     import mlflow
 
     uri = mlflow.get_tracking_uri()
@@ -140,7 +141,6 @@ def experiment_id(name: str) -> str:
         if exp.lifecycle_stage == "deleted":
             c.restore_experiment(exp.experiment_id)
         return exp.experiment_id
-    _quiet()
     from mlflow.exceptions import MlflowException
 
     try:
@@ -152,7 +152,6 @@ def experiment_id(name: str) -> str:
 
 def alias_version(name: str, alias: str) -> VersionInfo | None:
     """The version behind ``name@alias``, or None when the model or the alias does not exist."""
-    _quiet()
     from mlflow.exceptions import MlflowException
 
     try:
@@ -175,7 +174,6 @@ def load_model(uri: str):
     call ``mlflow.sklearn.load_model``, which since MLflow 3.17 also refuses every format unless
     MLFLOW_ALLOW_PICKLE_DESERIALIZATION=true.
     """
-    _quiet()
     import mlflow
     import skops.io
     import yaml
@@ -189,6 +187,18 @@ def load_model(uri: str):
             raise ValueError(f"{uri} is stored as {flavor.get('serialization_format')!r}; driftloop loads only skops models")
         with _no_airflow_deprecations():
             return skops.io.load(local / flavor["pickled_model"], trusted=SKOPS_TRUSTED_TYPES)
+
+
+def try_load_model(uri: str, what: str):
+    """``load_model``, or None (logged) when the model cannot be loaded: for optional models such
+    as the shadow, whose absence must not stop the task."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return load_model(uri)
+    except (MlflowException, ValueError, TypeError, OSError) as err:  # TypeError: skops' untrusted types
+        log.warning("%s (%s) cannot be loaded (%s); going on without it", what, uri, err)
+        return None
 
 
 def find_training_run(experiment: str, airflow_run_id: str) -> dict | None:
@@ -223,7 +233,6 @@ def _pip_requirements() -> list[str]:
 
 
 def _log_sklearn(model, name: str, example, task: str, registered_model_name: str | None = None):
-    _quiet()
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
@@ -284,7 +293,6 @@ def log_training_run(
     Returns:
         ``{"run_id", "version"}``.
     """
-    _quiet()
     import mlflow
 
     data, metric = settings.data, settings.model.metric
@@ -367,11 +375,12 @@ def set_champion(name: str, version: int, history: list[int] | None = None) -> l
         version: the new champion.
         history: the history to store; by default the current one with ``version`` appended.
 
-    Idempotent: when the alias already points there nothing changes. Returns the history.
+    Idempotent: when the alias already points there (with that history) nothing changes.
+    Returns the history.
     """
     c = client()
     current = alias_version(name, CHAMPION)
-    if current is not None and current.version == version:
+    if current is not None and current.version == version and history in (None, champion_history(name)):
         return champion_history(name)
     history = [*champion_history(name), version] if history is None else history
     c.set_registered_model_alias(name, CHAMPION, str(version))
@@ -382,7 +391,9 @@ def set_champion(name: str, version: int, history: list[int] | None = None) -> l
 
 
 def _move_tag(airflow_run_id: str) -> str:
-    return "driftloop.move." + re.sub(r"[^A-Za-z0-9_.-]", "_", airflow_run_id)
+    from include.storage import safe_name
+
+    return "driftloop.move." + safe_name(airflow_run_id)
 
 
 def recorded_move(name: str, airflow_run_id: str) -> dict | None:
@@ -390,7 +401,6 @@ def recorded_move(name: str, airflow_run_id: str) -> dict | None:
 
     A cleared and re-run ``promote`` or ``rollback`` task returns this instead of moving the alias
     a second time (a rollback re-run would otherwise step back once more)."""
-    _quiet()
     from mlflow.exceptions import MlflowException
 
     try:
@@ -415,7 +425,6 @@ def rollback_plan(name: str, requested: int | None) -> tuple[int, list[int]]:
     Raises:
         ValueError: no earlier champion exists, or the requested version does not exist.
     """
-    _quiet()
     from mlflow.exceptions import MlflowException
 
     history = champion_history(name)
@@ -442,7 +451,6 @@ def champion_profile(name: str) -> dict | None:
     champion = alias_version(name, CHAMPION)
     if champion is None:
         return None
-    _quiet()
     import mlflow
 
     return mlflow.artifacts.load_dict(profile_uri(champion))
@@ -450,7 +458,6 @@ def champion_profile(name: str) -> dict | None:
 
 def log_monitoring_run(settings, window, verdict: dict, report_html: str | None) -> str:
     """One run per monitored interval in ``<name>-monitoring``; a re-run updates the same run."""
-    _quiet()
     import mlflow
 
     c = client()

@@ -172,11 +172,33 @@ def rollback(settings, version: int | None, airflow_run_id: str) -> dict:
     if done is None:
         before = registry.alias_version(settings.name, registry.CHAMPION)
         target, history = registry.rollback_plan(settings.name, version)
-        registry.set_champion(settings.name, target, history)
         done = registry.record_move(
             settings.name, airflow_run_id, {"from": before.version if before else None, "to": target, "history": history}
         )
+    done = _carry_out(settings, airflow_run_id, done, done["to"])
     return {**done, "mlflow_url": registry.version_url(settings.name, done["to"])}
+
+
+def _carry_out(settings, airflow_run_id: str, plan: dict, to: int, then=None) -> dict:
+    """Applies a recorded plan to move ``@champion`` from ``plan["from"]`` to ``to`` (with
+    ``plan["history"]``), runs ``then()`` and records the plan as ``applied``.
+
+    Plans are recorded before they are applied, so a retry after a crash half-way completes the
+    move (each step is idempotent). An applied plan is never applied again: a run cleared long
+    after, when someone may have moved the champion on or back, only returns its record. Nor is a
+    plan applied once ``@champion`` has left ``plan["from"]`` for another version meanwhile.
+    """
+    if plan.get("applied"):
+        return plan
+    current = registry.alias_version(settings.name, registry.CHAMPION)
+    now = current.version if current else None
+    if now not in (plan["from"], to):
+        log.warning("recorded move v%s -> v%s not applied: @champion is v%s now", plan["from"], to, now)
+        return plan
+    registry.set_champion(settings.name, to, plan["history"])
+    if then is not None:
+        then()
+    return registry.record_move(settings.name, airflow_run_id, {**plan, "applied": True})
 
 
 def guard_champion(settings, airflow_run_id: str) -> dict:
@@ -193,7 +215,7 @@ def guard_champion(settings, airflow_run_id: str) -> dict:
         also has ``evidence`` (the intervals behind it), which keys its alert.
     """
     planned = registry.recorded_move(settings.name, airflow_run_id)
-    if planned is not None:  # a retry: finish what the first try planned (each step is idempotent)
+    if planned is not None:  # a retry or a re-run: finish what was planned, if it still stands
         return _apply_rollback(settings, planned, airflow_run_id)
     champion = registry.alias_version(settings.name, registry.CHAMPION)
     if champion is None:
@@ -209,15 +231,12 @@ def guard_champion(settings, airflow_run_id: str) -> dict:
         log.warning("%s; monitoring.rollback is manual: run the rollback DAG to act on it", evidence["reason"])
         return {**held, "mode": "manual", "reason": evidence["reason"]}
     target, history = registry.rollback_plan(settings.name, None)
-    current = registry.alias_version(settings.name, registry.CHAMPION)
-    if target != evidence["shadow"] or current is None or current.version != champion.version:
-        # the champion or its history moved since the verdicts were written (a promote or a
-        # rollback in another DAG): do nothing on stale evidence
+    if target != evidence["shadow"]:
+        # the champion history moved since the verdicts were written (a promote or a rollback in
+        # another DAG): do nothing on stale evidence
         reason = f"{evidence['reason']}; not rolled back: @champion or its history changed meanwhile (previous champion now v{target})"
         log.warning(reason)
         return {**held, "mode": "stale", "reason": reason}
-    # the plan is recorded first, so a retry after a crash half-way completes it instead of
-    # finding the alias already moved and reporting nothing
     planned = registry.record_move(
         settings.name,
         airflow_run_id,
@@ -236,8 +255,11 @@ def guard_champion(settings, airflow_run_id: str) -> dict:
 
 def _apply_rollback(settings, planned: dict, airflow_run_id: str) -> dict:
     if planned.get("rolled_back"):
-        registry.set_champion(settings.name, planned["champion"], planned["history"])
-        registry.client().set_model_version_tag(settings.name, str(planned["from"]), "driftloop.demoted", planned["reason"])
-        mark_demoted(settings, planned["verdicts"], airflow_run_id)
-        log.warning("rolled back: %s", planned["reason"])
+
+        def demote() -> None:
+            registry.client().set_model_version_tag(settings.name, str(planned["from"]), "driftloop.demoted", planned["reason"])
+            mark_demoted(settings, planned["verdicts"], airflow_run_id)
+            log.warning("rolled back: %s", planned["reason"])
+
+        planned = _carry_out(settings, airflow_run_id, planned, planned["champion"], then=demote)
     return {**planned, "mlflow_url": registry.version_url(settings.name, planned["champion"])}

@@ -32,6 +32,12 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
+
+def safe_name(text: str) -> str:
+    """``text`` as a file name or key that every store and MLflow tag accepts."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)
+
+
 LANDING_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
@@ -332,14 +338,15 @@ class Storage:
                 continue
             base = name.rsplit("/", 1)[-1]
             version = f"{entry['size']}__{entry.get('mtime') or ''}"  # a re-delivery gets its own folder
-            folder = self.path("quarantine", "unplaced", re.sub(r"[^A-Za-z0-9_.-]", "_", f"{base}__{version}"))
+            folder = self.path("quarantine", "unplaced", safe_name(f"{base}__{version}"))
             with self.landing_fs.open(name, "rb") as handle:
                 self.write_bytes(handle.read(), f"{folder}/{base}")
-            report = {"file": name, "column": self.timestamp, "rule": "the event-time column must exist", "error": entry["error"]}
+            rule = "the event-time column must exist" if entry["error"].startswith("no column") else "the file must be readable"
+            report = {"file": name, "column": self.timestamp, "rule": rule, "error": entry["error"]}
             self.write_json(report, f"{folder}/report.json")
             self.write_text(
                 f"# Landing file not ingested\n\n- file: `{name}`\n- column: `{self.timestamp}`\n"
-                f"- rule: the event-time column must exist, or no window can contain the file's rows\n"
+                f"- rule: {rule}, or no window can contain the file's rows\n"
                 f"- error: {entry['error']}\n\nThe file was copied here; the landing zone is unchanged. Deliver it again "
                 f"with a `{self.timestamp}` column and the next ingest of its window picks it up.\n",
                 f"{folder}/report.md",

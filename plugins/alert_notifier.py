@@ -80,7 +80,9 @@ class AlertNotifier(BaseNotifier):
         else:
             result = ti.xcom_pull(task_ids=ti.task_id, map_indexes=ti.map_index)
             sent = [alerts.from_result(settings.name, ti.dag_id, ti.run_id, ti.task_id, result, ti.map_index)]
-        webhook = connection_webhook(settings.alerts.connection)
+        sent = [a for a in sent if a is not None and a.kind in settings.alerts.on]
+        if not sent:
+            return
+        storage, webhook = Storage.from_settings(settings), connection_webhook(settings.alerts.connection)
         for alert in sent:
-            if alert is not None and alert.kind in settings.alerts.on:
-                alerts.deliver(alert, Storage.from_settings(settings), webhook)
+            alerts.deliver(alert, storage, webhook)

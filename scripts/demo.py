@@ -89,11 +89,11 @@ class Airflow:
             # writes its audit log from an async dependency, on its event loop; when another of its
             # requests holds the write lock and needs that loop to commit, both wait until SQLite's
             # busy timeout (5 s) ends it with a 500 "Database error" (see scripts/services.py).
-            if err.code >= 500 and "Database error" in detail and repeatable:
+            unsettled = err.code >= 500 and "Database error" in detail
+            if unsettled and repeatable:
                 time.sleep(self.backoff * (1 + attempt))
                 return self._request(method, path, body, auth, attempt + 1)
-            kind = Unsettled if err.code >= 500 and "Database error" in detail else RuntimeError
-            raise kind(f"{method} {path}: HTTP {err.code} {detail}") from None
+            raise (Unsettled if unsettled else RuntimeError)(f"{method} {path}: HTTP {err.code} {detail}") from None
         except (TimeoutError, ConnectionError, urllib.error.URLError) as err:
             if repeatable:
                 time.sleep(self.backoff * (1 + attempt))

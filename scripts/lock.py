@@ -8,6 +8,7 @@ the venv's pins (``pip install --dry-run --report``; nothing is installed).
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -23,20 +24,21 @@ def pip(*args: str) -> str:
     ).stdout
 
 
+def norm(name: str) -> str:
+    """A distribution name as pip compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def main() -> None:
-    frozen = [line for line in pip("freeze", "--all").splitlines() if line.split("==")[0].lower() not in SKIP]
+    frozen = [line for line in pip("freeze", "--all").splitlines() if norm(line.split("==")[0]) not in SKIP]
     with tempfile.TemporaryDirectory() as tmp:
         report, pins = Path(tmp) / "report.json", Path(tmp) / "venv.txt"
         pins.write_text("\n".join(frozen) + "\n")
         # against the installed venv: what is installed stays, only what is missing is reported
         pip("install", "--dry-run", "--quiet", "--report", str(report), "-r", str(ROOT / "requirements-deploy.txt"), "-c", str(pins))
         resolved = json.loads(report.read_text())["install"]
-    have = {line.split("==")[0].lower().replace("_", "-") for line in frozen}
-    extra = sorted(
-        f"{p['metadata']['name']}=={p['metadata']['version']}"
-        for p in resolved
-        if p["metadata"]["name"].lower().replace("_", "-") not in have
-    )
+    have = {norm(line.split("==")[0]) for line in frozen}
+    extra = sorted(f"{p['metadata']['name']}=={p['metadata']['version']}" for p in resolved if norm(p["metadata"]["name"]) not in have)
     (ROOT / "requirements.lock").write_text(
         "\n".join(frozen)
         + "\n# deployment extras (requirements-deploy.txt) and what they pull in; not in the venv\n"

@@ -228,6 +228,11 @@ def week(k: int) -> tuple[datetime, datetime]:
     return START + timedelta(days=7 * k), START + timedelta(days=7 * (k + 1))
 
 
+def champion(project, client) -> int:
+    """The version behind ``<model>@champion``."""
+    return int(client.get_model_version_by_alias(project.name, "champion").version)
+
+
 def task_states(dr) -> dict[str, str | None]:
     """``{task_id: state}`` of a finished DagRun, read back from the metadata DB."""
     from airflow.models import DagRun

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import write_config
-from tests.integration.conftest import alerts_for, rows_in, stable_weeks, task_states, week, xcom_value
+from tests.integration.conftest import alerts_for, champion, rows_in, stable_weeks, task_states, week, xcom_value
 
 pytestmark = pytest.mark.integration
 
@@ -35,10 +35,6 @@ def stream_7w():
     return frame
 
 
-def _champion(project, client) -> int:
-    return int(client.get_model_version_by_alias(project.name, "champion").version)
-
-
 @pytest.fixture(scope="module")
 def project(project_factory, stream_7w, mlflow_client):
     project = project_factory(**RULES, monitoring__rollback="manual")
@@ -50,7 +46,7 @@ def project(project_factory, stream_7w, mlflow_client):
     assert second.state == "success", task_states(second)
     assert xcom_value(second, "promote")["promoted"] is False
     assert project.run("rollback", {"version": 2}).state == "success"
-    assert _champion(project, mlflow_client) == 2
+    assert champion(project, mlflow_client) == 2
     return project
 
 
@@ -92,7 +88,7 @@ def test_manual_mode_reports_the_degradation_and_moves_nothing(project, manual, 
     assert after_two["degraded"] is True and after_two["rolled_back"] is False
     assert "champion v2 trails shadow v1" in after_two["reason"]
     assert after_two["evidence"] == [Window.parse(*week(k)).key for k in (5, 6)]  # what keys its alert
-    assert _champion(project, mlflow_client) == 2
+    assert champion(project, mlflow_client) == 2
 
 
 def test_manual_mode_alerts_once_for_its_evidence(project, manual, alert_hook):
@@ -108,7 +104,7 @@ def test_auto_mode_rolls_back_to_the_shadow(project, auto, mlflow_client, mlflow
     assert guarded["rolled_back"] is True and guarded["from"] == 2 and guarded["champion"] == 1
     assert guarded["mlflow_url"] == f"{mlflow_server}/#/models/{project.name}/versions/1"
     assert xcom_value(auto, "guard", key="_link_MlflowLink") == guarded["mlflow_url"]
-    assert _champion(project, mlflow_client) == 1
+    assert champion(project, mlflow_client) == 1
     assert project.storage.read_json(project.storage.path("verdicts", "20260209T000000Z__20260216T000000Z.json"))["demoted"] == auto.run_id
     demoted = mlflow_client.get_model_version(project.name, "2").tags["driftloop.demoted"]
     assert "trails shadow v1" in demoted and "0.05" in demoted
@@ -126,7 +122,7 @@ def test_a_retried_guard_returns_its_recorded_rollback(project, auto, mlflow_cli
 
     first = xcom_value(auto, "guard")
     again = guard_champion(project.settings, auto.run_id)
-    assert again == first and _champion(project, mlflow_client) == 1
+    assert again == first and champion(project, mlflow_client) == 1
 
 
 def test_marked_evidence_does_not_demote_again(project, auto, mlflow_client):
@@ -136,7 +132,7 @@ def test_marked_evidence_does_not_demote_again(project, auto, mlflow_client):
     assert project.run("rollback", {"version": 2}).state == "success"
     try:
         result = guard_champion(project.settings, "manual__after-re-promotion")
-        assert result["degraded"] is False and _champion(project, mlflow_client) == 2
+        assert result["degraded"] is False and champion(project, mlflow_client) == 2
     finally:
         assert project.run("rollback", {"version": 1}).state == "success"
 
@@ -147,6 +143,20 @@ def test_a_rollback_is_not_repeated(project, auto, mlflow_client):
     again = project.monitor(*week(6))
     assert again.state == "success"
     assert xcom_value(again, "guard")["rolled_back"] is False
-    assert _champion(project, mlflow_client) == 1
+    assert champion(project, mlflow_client) == 1
     verdict = xcom_value(again, "drift", map_index=0)
     assert verdict["shadow_version"] == 2 and verdict["shadow_metric"] < verdict["live_metric"]
+
+
+def test_an_old_guard_run_cleared_later_does_not_undo_a_newer_champion(project, auto, mlflow_client):
+    """The recorded rollback of an old monitor run is applied only while @champion is where it
+    found it: cleared after another move, the guard returns its record and moves nothing."""
+    from include.retraining import guard_champion
+
+    assert project.run("rollback", {"version": 2}).state == "success"
+    try:
+        again = guard_champion(project.settings, auto.run_id)
+        assert again["rolled_back"] is True and again["champion"] == 1  # what that run did, then
+        assert champion(project, mlflow_client) == 2
+    finally:
+        assert project.run("rollback", {"version": 1}).state == "success"

@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from tests.integration.conftest import alerts_for, task_states, week, xcom_value
+from tests.integration.conftest import alerts_for, champion, task_states, week, xcom_value
 
 pytestmark = pytest.mark.integration
 
@@ -50,10 +50,6 @@ def _window(span):
     from include.storage import Window
 
     return Window.parse(*span)
-
-
-def _champion(project, mlflow_client) -> int:
-    return int(mlflow_client.get_model_version_by_alias(project.name, "champion").version)
 
 
 def _history(project, mlflow_client) -> list[int]:
@@ -148,7 +144,7 @@ def drift_retrain(project, watched):
 
 def test_drift_retrain_promotes_a_better_challenger(drift_retrain, project, mlflow_client):
     assert drift_retrain.state == "success", task_states(drift_retrain)
-    assert _champion(project, mlflow_client) == 2
+    assert champion(project, mlflow_client) == 2
     assert int(mlflow_client.get_model_version_by_alias(project.name, "challenger").version) == 2
     assert _history(project, mlflow_client) == [1, 2]
 
@@ -168,23 +164,23 @@ def test_drift_retrain_promotes_a_better_challenger(drift_retrain, project, mlfl
 def test_rollback_to_the_previous_champion_and_forward_again(drift_retrain, project, mlflow_client):
     back = project.run("rollback")
     assert back.state == "success", task_states(back)
-    assert _champion(project, mlflow_client) == 1
+    assert champion(project, mlflow_client) == 1
     assert _history(project, mlflow_client) == [1]  # the rolled-back champion leaves the history
 
     # nothing earlier than version 1: the task fails at once (not retried) and nothing moves
     nothing = project.run("rollback")
     assert nothing.state == "failed"
     assert task_states(nothing) == {"move_champion": "failed"}
-    assert _champion(project, mlflow_client) == 1
+    assert champion(project, mlflow_client) == 1
 
     missing = project.run("rollback", {"version": 99})
     assert missing.state == "failed"
-    assert _champion(project, mlflow_client) == 1
+    assert champion(project, mlflow_client) == 1
 
     forward = project.run("rollback", {"version": 2})
     assert forward.state == "success", task_states(forward)
     assert xcom_value(forward, "move_champion", key="_link_MlflowLink").endswith(f"/#/models/{project.name}/versions/2")
-    assert _champion(project, mlflow_client) == 2
+    assert champion(project, mlflow_client) == 2
     assert _history(project, mlflow_client) == [1, 2]
 
 
@@ -193,15 +189,15 @@ def test_a_rerun_rollback_or_promote_does_not_move_the_champion_again(drift_retr
     must return what it did the first time, not step back once more."""
     from include.retraining import promote, rollback
 
-    assert _champion(project, mlflow_client) == 2 and _history(project, mlflow_client) == [1, 2]
+    assert champion(project, mlflow_client) == 2 and _history(project, mlflow_client) == [1, 2]
     first = rollback(project.settings, None, "manual__rerun-check")
     again = rollback(project.settings, None, "manual__rerun-check")
     assert first == again
     assert {k: first[k] for k in ("from", "to", "history")} == {"from": 2, "to": 1, "history": [1]}
     assert first["mlflow_url"].endswith(f"/#/models/{project.name}/versions/1")
-    assert _champion(project, mlflow_client) == 1
+    assert champion(project, mlflow_client) == 1
     # the old promote of version 2 re-run now: already recorded for its run, nothing moves
     old = promote(project.settings, {"version": 2}, {"better": True, "reason": "x"}, drift_retrain.run_id)
-    assert old["champion"] == 2 and _champion(project, mlflow_client) == 1
+    assert old["champion"] == 2 and champion(project, mlflow_client) == 1
     rollback(project.settings, 2, "manual__forward-again")
-    assert _champion(project, mlflow_client) == 2
+    assert champion(project, mlflow_client) == 2
