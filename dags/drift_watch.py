@@ -17,7 +17,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import AssetOrTimeSchedule, dag, task
 
 from drift_sensor import DriftSensor
-from driftloop_airflow import ALERT_ON_RESULT, DEFAULT_ARGS, TAGS, VERDICTS, settings, start_date, trigger_schedule
+from driftloop_airflow import ALERT_ON_RESULT, DEFAULT_ARGS, REGISTRY_POOL, TAGS, VERDICTS, settings, start_date, trigger_schedule
 from include.config import load_dag_settings
 
 CONFIG = load_dag_settings()
@@ -52,7 +52,8 @@ def drift_watch():
 
     # runs when the trigger ran or was skipped because that retrain already exists (a re-run),
     # and is skipped with the sensor when there was nothing to answer
-    @task(trigger_rule="none_failed_min_one_success", on_success_callback=ALERT_ON_RESULT)
+    # writes drift_watch's trigger record and the verdicts' handled marks: one writer at a time
+    @task(trigger_rule="none_failed_min_one_success", on_success_callback=ALERT_ON_RESULT, pool=REGISTRY_POOL)
     def mark_handled(drift: dict) -> dict:
         from include.monitoring import mark_handled as mark
 

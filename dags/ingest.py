@@ -2,22 +2,55 @@
 ### ingest
 
 The landing rows with `start <= timestamp < end` go through the data-quality gate (Great
-Expectations). A good batch lands in curated storage, replacing what an earlier run of the same
-window wrote, and the `driftloop_curated` asset event (extra: the window) starts `monitor`. A bad
-batch goes to `quarantine/<window>/` with `report.md`, and the `gate` task fails naming the column,
-the rule and the numbers.
+Expectations). A good batch replaces the window's rows of the curated Delta table in one commit
+(whose metadata names this run and the window), and the `driftloop_curated` asset event (extra: the
+window) starts `monitor`. A bad batch becomes a numbered quarantine entry
+(`quarantine/<NNNN>__<window>/`: its rows per file as read, `report.md`), and the `gate` task fails
+naming the column, the rule and the numbers. Every row of the files read is accounted for in the
+task log (curated or quarantined, held, already published, pending).
 
-Run conf / form: `{"start": ISO, "end": ISO}`; scheduled runs use their data interval.
+Run conf / form:
+- `{"start": ISO, "end": ISO}`: the window (scheduled runs use their data interval).
+- `{"force": true}`: replace the window even if that drops more than `quality.max_curated_drop` of
+  its curated rows (landing files removed by retention).
+- `{"accept": "<quarantine entry>", "reason": "..."}`: curate a quarantined batch as it was
+  quarantined; who, when and why go into the entry and the Delta commit.
+
+Landing files that arrive after a window they have rows in was published are *late*: the `gate`
+alerts with the files and windows; re-ingest those windows, or set `schedule.late: reingest` and
+this DAG re-ingests them itself (`reingest_late`).
 """
 
 from __future__ import annotations
 
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
-from driftloop_airflow import ALERT_ON_RESULT, CURATED, DEFAULT_ARGS, TAGS, fail_without_retry, interval_schedule, settings, start_date
+from driftloop_airflow import (
+    ALERT_ON_RESULT,
+    CURATED,
+    CURATED_POOL,
+    DEFAULT_ARGS,
+    TAGS,
+    fail_without_retry,
+    interval_schedule,
+    settings,
+    start_date,
+)
 from include.config import load_dag_settings
 
 CONFIG = load_dag_settings()
+
+
+def _run_info() -> dict:
+    ctx = get_current_context()
+    run = ctx["dag_run"]
+    return {
+        "dag_id": run.dag_id,
+        "run_id": run.run_id,
+        "user": getattr(run, "triggering_user_name", None),
+        "at": run.run_after.isoformat(),
+    }
 
 
 @dag(
@@ -30,40 +63,76 @@ CONFIG = load_dag_settings()
     tags=[*TAGS, "ingest"],
     doc_md=__doc__,
     params={
-        "start": Param(None, type=["null", "string"], format="date-time", description="window start (UTC if no zone)"),
-        "end": Param(None, type=["null", "string"], format="date-time", description="window end, excluded"),
+        "start": Param(None, type=["null", "string"], format="date-time", title="Window start", description="UTC if no zone"),
+        "end": Param(None, type=["null", "string"], format="date-time", title="Window end", description="excluded"),
+        "force": Param(False, type="boolean", title="Force", description="replace the window even if that drops many of its curated rows"),
+        "accept": Param(
+            None,
+            type=["null", "string"],
+            title="Accept quarantine entry",
+            description="a quarantine entry id (NNNN__<start>__<end>) to curate as it was quarantined",
+        ),
+        "reason": Param(None, type=["null", "string"], title="Reason", description="why the entry is accepted (required with accept)"),
     },
 )
 def ingest():
     @task
     def window() -> dict:
+        from include.quarantine import Quarantine
+        from include.storage import Storage
         from include.windows import NoWindow, interval_window
 
         ctx = get_current_context()
+        params = ctx["params"]
+        if params.get("accept"):
+            with fail_without_retry():
+                entry = Quarantine(Storage.from_settings(settings())).entry(params["accept"])
+            return entry["window"]
         with fail_without_retry(NoWindow):
-            return interval_window(ctx["params"], interval=(ctx.get("data_interval_start"), ctx.get("data_interval_end"))).as_dict()
+            return interval_window(params, interval=(ctx.get("data_interval_start"), ctx.get("data_interval_end"))).as_dict()
 
-    @task(retries=0, on_success_callback=ALERT_ON_RESULT)
+    @task(pool=CURATED_POOL, on_success_callback=ALERT_ON_RESULT)
     def gate(span: dict) -> dict:
-        from include.config import ConfigError
-        from include.ingestion import check_landing
-        from include.quality import DataQualityError
+        from include.ingestion import check_accepted, check_landing
         from include.storage import Window
 
-        with fail_without_retry(DataQualityError, ConfigError):
-            return check_landing(settings(), Window.parse(**span))
+        params = get_current_context()["params"]
+        with fail_without_retry():
+            if params.get("accept"):
+                return check_accepted(settings(), params["accept"], params.get("reason"), _run_info())
+            return check_landing(settings(), Window.parse(**span), _run_info())
 
-    @task(outlets=[CURATED])
+    @task(pool=CURATED_POOL, outlets=[CURATED])
     def publish(span: dict, gated: dict) -> dict:
         from include.ingestion import publish as publish_rows
         from include.storage import Window
 
-        result = publish_rows(settings(), Window.parse(**span))
-        get_current_context()["outlet_events"][CURATED].extra = {**span, "rows": result["rows"]}
+        force = bool(get_current_context()["params"].get("force"))
+        with fail_without_retry():
+            result = publish_rows(settings(), Window.parse(**span), _run_info(), force=force)
+        get_current_context()["outlet_events"][CURATED].extra = {**span, "rows": result["rows"], "version": result["version"]}
         return result
 
+    @task
+    def late_windows(gated: dict) -> list[dict]:
+        """With `schedule.late: reingest`, one ingest run per window that late files have rows in."""
+        from include.storage import Window
+
+        if settings().schedule.late != "reingest":
+            return []
+        spans = sorted({(w["start"], w["end"]) for late in gated["late"] for w in late["windows"]})
+        run_id = get_current_context()["run_id"]
+        return [{"trigger_run_id": f"late__{Window.parse(s, e).key}__{run_id}", "conf": {"start": s, "end": e}} for s, e in spans]
+
+    # re-ingests windows that late landing files have rows in (schedule.late: reingest)
+    reingest_late = TriggerDagRunOperator.partial(
+        task_id="reingest_late", trigger_dag_id="ingest", skip_when_already_exists=True, logical_date=None
+    )
+
     span = window()
-    publish(span, gate(span))
+    gated = gate(span)
+    published = publish(span, gated)
+    published >> reingest_late.expand_kwargs(late_windows(gated))
 
 
 ingest()

@@ -13,9 +13,21 @@ champion the run is skipped.
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, get_current_context, task
+from datetime import timedelta
 
-from driftloop_airflow import ALERT_ON_RESULT, CURATED, DEFAULT_ARGS, TAGS, VERDICTS, fail_without_retry, settings, start_date
+from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
+
+from driftloop_airflow import (
+    ALERT_ON_RESULT,
+    CURATED,
+    DEFAULT_ARGS,
+    REGISTRY_POOL,
+    TAGS,
+    VERDICTS,
+    fail_without_retry,
+    settings,
+    start_date,
+)
 from include.config import load_dag_settings
 from mlflow_link import mlflow_task
 
@@ -54,12 +66,16 @@ def monitor():
         from include.monitoring import NoChampion, score_interval
         from include.storage import Window
 
-        try:
-            return {**score_interval(settings(), Window.parse(**span)), "span": span}
-        except NoChampion as err:
-            raise AirflowSkipException(str(err)) from err
+        with fail_without_retry():  # a broken labels file (LabelsError) is data: no retry fixes it
+            try:
+                return {**score_interval(settings(), Window.parse(**span)), "span": span}
+            except NoChampion as err:
+                raise AirflowSkipException(str(err)) from err
 
-    @mlflow_task(outlets=[VERDICTS])
+    # Evidently on a large interval against its reference: about 100 s per million rows here.
+    # Expanded over the intervals that were scored: one that failed to score does not stop the
+    # drift check of the others.
+    @mlflow_task(outlets=[VERDICTS], execution_timeout=timedelta(hours=1), trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
     def drift(scored: dict) -> dict:
         from include.monitoring import check_drift
         from include.storage import Window
@@ -68,14 +84,27 @@ def monitor():
         get_current_context()["outlet_events"][VERDICTS].extra = verdict
         return verdict
 
-    @mlflow_task(on_success_callback=ALERT_ON_RESULT)
+    # runs when at least one interval has a verdict, even if others failed: the champion is guarded
+    # on the verdicts there are (a failed interval has none, like one whose labels have not come)
+    @mlflow_task(on_success_callback=ALERT_ON_RESULT, pool=REGISTRY_POOL, trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
     def guard(verdicts: list[dict]) -> dict:
         from include.retraining import guard_champion
 
         return guard_champion(settings(), get_current_context()["run_id"])
 
+    @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0, on_failure_callback=[])
+    def intervals_failed() -> None:
+        """A leaf that fails the run when an interval failed: guard succeeding must not turn the
+        run green (Airflow judges a run by its leaves). The failed task already sent its alert."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException("an interval of this run failed to score or to be checked for drift: see the failed score/drift task")
+
     # one score and one drift check per interval: queued ingest events are not merged
-    guard(drift.expand(scored=score.expand(span=window())))
+    scored = score.expand(span=window())
+    verdicts = drift.expand(scored=scored)
+    guard(verdicts)
+    [scored, verdicts] >> intervals_failed()
 
 
 monitor()

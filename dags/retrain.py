@@ -11,20 +11,48 @@ Trains a challenger on the window `[end - window, end)` and promotes it when it 
 4. `evaluate`: the challenger's last-fold model and `@champion` are scored on the same
    out-of-time rows (none of which either trained on).
 5. `approval` (only with `promotion.mode: approval` and a better challenger): a human approves in
-   the UI (Required Actions).
-6. `promote`: `@champion` moves only when the challenger is better, or no champion exists.
+   the UI (Required Actions) within `promotion.approval_timeout` (default 24H); unanswered, the
+   challenger is rejected.
+6. `promote`: `@champion` moves only when the challenger is better, or no champion exists, and
+   only while `@champion` is still the version the challenger was compared with (else the task
+   fails, without retries, and alerts: re-run retrain to compare with the current champion).
+
+Faults (MLflow or storage down, a killed worker) are retried; bad data and a wrong run conf fail at
+once. `promote` runs in the one-slot pool `driftloop_registry`, with every other move of
+`@champion`.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
-from driftloop_airflow import ALERT_ON_RESULT, DEFAULT_ARGS, TAGS, fail_without_retry, settings, start_date, trigger_schedule
-from include.config import load_dag_settings
+from driftloop_airflow import (
+    ALERT_ON_RESULT,
+    DEFAULT_ARGS,
+    REGISTRY_POOL,
+    TAGS,
+    fail_without_retry,
+    settings,
+    start_date,
+    trigger_schedule,
+)
+from include.config import PromotionSettings, load_dag_settings
 from mlflow_link import mlflow_task
 
 CONFIG = load_dag_settings()
+
+
+class PromotionApproval(ApprovalOperator):
+    """The approval step: waits ``promotion.approval_timeout`` for a human, read from the config
+    when the task runs (like ``promotion.mode``), then takes its default, Reject. On Airflow 3.3 the
+    scheduler applies the default when the wait runs out (the task waits in ``awaiting_input``)."""
+
+    def execute(self, context):
+        self.response_timeout = settings().promotion.approval_timeout
+        return super().execute(context)
 
 
 @dag(
@@ -45,30 +73,26 @@ CONFIG = load_dag_settings()
 def retrain():
     @task
     def window() -> dict:
-        from include.config import parse_duration
-        from include.retraining import training_window
-        from include.windows import retrain_end
+        from include.windows import NoWindow, retrain_window
 
         ctx = get_current_context()
         params, run = ctx["params"], ctx["dag_run"]
-        with fail_without_retry(ValueError):  # no end, or a window length like "90 days"
-            end = retrain_end(params, ctx.get("data_interval_end") if run.run_type == "scheduled" else None, run.run_after)
-            length = parse_duration(params["window"]) if params.get("window") else settings().training.window
-            span = training_window(end, length)
+        scheduled_end = ctx.get("data_interval_end") if run.run_type == "scheduled" else None
+        with fail_without_retry(NoWindow):  # no end, an unreadable one, or a length like "90 days"
+            span = retrain_window(params, scheduled_end, run.run_after, settings().training.window)
         reason = "schedule" if run.run_type == "scheduled" else params.get("reason") or "manual"
         return {**span.as_dict(), "reason": reason}
 
-    @task(retries=0)
+    @task
     def gate(span: dict) -> dict:
-        from include.config import ConfigError
-        from include.quality import DataQualityError
         from include.retraining import gate_window
         from include.storage import Window
 
-        with fail_without_retry(DataQualityError, ConfigError, ValueError):
+        with fail_without_retry():  # the gate failed, or too few labelled rows
             return gate_window(settings(), Window.parse(span["start"], span["end"]))
 
-    @mlflow_task
+    # cross-validation and a fit on the whole window: minutes on a few million rows
+    @mlflow_task(execution_timeout=timedelta(hours=3))
     def train(span: dict, gated: dict) -> dict:
         from include.retraining import train_challenger
         from include.storage import Window
@@ -76,7 +100,7 @@ def retrain():
         run_id = get_current_context()["run_id"]
         return train_challenger(settings(), Window.parse(span["start"], span["end"]), span["reason"], run_id)
 
-    @mlflow_task
+    @mlflow_task(execution_timeout=timedelta(hours=1))
     def evaluate(span: dict, trained: dict) -> dict:
         from include.retraining import evaluate_challenger
         from include.storage import Window
@@ -88,19 +112,23 @@ def retrain():
         needs_human = settings().promotion.mode == "approval" and comparison["better"]
         return "approval" if needs_human else "promote"
 
-    approval = ApprovalOperator(
+    approval = PromotionApproval(
         task_id="approval",
         subject="Promote the challenger to champion?",
         body="{{ ti.xcom_pull(task_ids='evaluate') }}",
         defaults="Reject",
-        execution_timeout=None,
+        # the config's value replaces this default when the task runs; passed here too because an
+        # operator built with execution_timeout but no response_timeout turns the former (from
+        # DEFAULT_ARGS, for the short write before the wait) into the latter
+        response_timeout=PromotionSettings().approval_timeout,
     )
 
-    @mlflow_task(trigger_rule="none_failed_min_one_success", on_success_callback=ALERT_ON_RESULT)
+    @mlflow_task(trigger_rule="none_failed_min_one_success", on_success_callback=ALERT_ON_RESULT, pool=REGISTRY_POOL)
     def promote(trained: dict, comparison: dict) -> dict:
         from include.retraining import promote as move_alias
 
-        return move_alias(settings(), trained, comparison, get_current_context()["run_id"])
+        with fail_without_retry():  # @champion moved since the comparison: a person must look
+            return move_alias(settings(), trained, comparison, get_current_context()["run_id"])
 
     span = window()
     trained = train(span, gate(span))

@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
 
+from include.registry import strip_userinfo
 from include.storage import Storage, safe_name
 
 log = logging.getLogger(__name__)
@@ -47,10 +48,13 @@ class Alert:
         return safe_name(f"{self.dag_id}__{self.run_id}__{task}__{self.kind}{attempt}")
 
     def payload(self) -> dict:
-        lines = [f"[driftloop] {self.title}", self.text]
-        if self.link:
-            lines.append(self.link)
-        return {"text": "\n".join(lines), "driftloop": asdict(self)}
+        # an error message may carry a tracking URI with its password (MLflow names the URL it
+        # could not reach): no credentials leave driftloop in an alert
+        fields = {k: strip_userinfo(v) if isinstance(v, str) else v for k, v in asdict(self).items()}
+        lines = [f"[driftloop] {fields['title']}", fields["text"]]
+        if fields["link"]:
+            lines.append(fields["link"])
+        return {"text": "\n".join(lines), "driftloop": fields}
 
 
 def failure(
@@ -97,13 +101,53 @@ def from_result(name: str, dag_id: str, run_id: str, task_id: str, result: dict 
 
 
 def unplaced(name: str, dag_id: str, run_id: str, task_id: str, files: list[dict], map_index: int = -1) -> Alert | None:
-    """Landing files that belong to no window (``Storage.quarantine_unplaced``), or None if none.
+    """Landing files that belong to no window (``Quarantine.unplaced``), or None if none.
     Sent whether the gate then passed (from its result) or failed (from its exception)."""
     if not files:
         return None
-    text = "; ".join(f"{u['file']}: {u['error']} (copy and report in {u['quarantine']})" for u in files)
+    text = "; ".join(
+        f"{u['file']}{f' ({rows} rows)' if (rows := u.get('rows')) is not None else ''}: {u['error']} (copy and report in {u['quarantine']})"
+        for u in files
+    )
     title = f"{name}: {len(files)} landing file(s) belong to no window"
     return Alert("unplaced", title, text, dag_id, run_id, task_id, None, map_index)
+
+
+def late(name: str, dag_id: str, run_id: str, task_id: str, files: list[dict], map_index: int = -1) -> Alert | None:
+    """Landing files that arrived (or changed) after a window they have rows in was published
+    (``LandingZone.late_files``), or None if none. The text names each file, window and row count,
+    and how to take them in."""
+    if not files:
+        return None
+    parts = []
+    for f in files:
+        spans = ", ".join(f"[{w['start']}, {w['end']}) {w['rows']} rows" for w in f["windows"])
+        parts.append(f"{f['file']}: {spans}")
+    text = (
+        "; ".join(parts) + '. Re-ingest those windows (ingest with {"start": ..., "end": ...}), '
+        "or set schedule.late: reingest to have ingest do it."
+    )
+    title = f"{name}: {len(files)} landing file(s) arrived after their window was published"
+    return Alert("late", title, text, dag_id, run_id, task_id, None, map_index)
+
+
+def quality_warnings(name: str, dag_id: str, run_id: str, task_id: str, warnings: list[str], map_index: int = -1) -> Alert | None:
+    """A batch that passed the gate with findings of rules set to ``warn`` (or an accepted
+    quarantine entry), or None if there were none."""
+    if not warnings:
+        return None
+    title = f"{name}: {dag_id}.{task_id} passed with {len(warnings)} warning(s)"
+    return Alert("quality", title, "\n".join(warnings), dag_id, run_id, task_id, None, map_index)
+
+
+def result_alerts(name: str, dag_id: str, run_id: str, task_id: str, result: dict | None, map_index: int = -1) -> list[Alert]:
+    """Every alert a task's result calls for: ``from_result``'s, plus late landing files and the
+    gate's warnings."""
+    found = [from_result(name, dag_id, run_id, task_id, result, map_index)]
+    if isinstance(result, dict):
+        found.append(late(name, dag_id, run_id, task_id, result.get("late") or [], map_index))
+        found.append(quality_warnings(name, dag_id, run_id, task_id, result.get("warnings") or [], map_index))
+    return [a for a in found if a is not None]
 
 
 def deliver(alert: Alert, storage: Storage, webhook: str | None, timeout: float = 10.0) -> dict:

@@ -20,9 +20,12 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+
+from include.errors import DriftloopError
 
 DEFAULT_CONFIG = Path(__file__).with_name("demo.yaml")
 CONFIG_ENV = "DRIFTLOOP_CONFIG"
@@ -31,7 +34,7 @@ _DURATION = re.compile(r"^\s*(\d+)\s*([DdHhMmWw])\s*$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "w": "weeks"}
 
 
-class ConfigError(ValueError):
+class ConfigError(DriftloopError, ValueError):
     """The configuration file is missing, unreadable or does not match the contract."""
 
 
@@ -68,11 +71,22 @@ class _Section(BaseModel):
 class DataSettings(_Section):
     landing: str
     timestamp: str
+    # how event times are written: iso (ISO 8601 text, or a typed timestamp column), epoch_s,
+    # epoch_ms, or a strftime pattern such as "%d/%m/%Y %H:%M"; applied exactly: a value it cannot
+    # read is a gate failure, never a guess (05/01/2026 is not read as May 1st under iso)
+    timestamp_format: str = "iso"
     id: str
     target: str
     labels: str | None = None
     numeric: list[str] = Field(default_factory=list)
     categorical: list[str] = Field(default_factory=list)
+
+    @field_validator("timestamp_format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if value not in ("iso", "epoch_s", "epoch_ms") and "%" not in value:
+            raise ValueError(f"{value!r} is not iso, epoch_s, epoch_ms or a strftime pattern such as '%d/%m/%Y %H:%M'")
+        return value
 
     @model_validator(mode="after")
     def _columns_are_distinct(self) -> DataSettings:
@@ -117,6 +131,18 @@ class PromotionSettings(_Section):
     mode: Literal["auto", "approval"] = "auto"
     min_improvement: float = 0.0
     min_rows: int = Field(default=50, ge=1)
+    # how long the approval step waits for a human under mode: approval; unanswered, the
+    # challenger is rejected (the run ends, @champion stays)
+    approval_timeout: Duration = timedelta(hours=24)
+
+
+class MlflowSettings(_Section):
+    """How long the MLflow client waits for the tracking server, and how often it retries a
+    request, before the task fails (and Airflow retries the task). MLflow's own defaults (120 s,
+    7 retries with exponential backoff) can hold a task for minutes on a server that is down."""
+
+    http_timeout: int = Field(default=60, ge=1)  # seconds per request
+    http_retries: int = Field(default=3, ge=0, le=10)  # MLflow refuses more than 10
 
 
 class MonitoringSettings(_Section):
@@ -138,6 +164,9 @@ class MonitoringSettings(_Section):
     rollback_intervals: int = Field(default=2, ge=1)
 
 
+LearnedRule = Literal["row_count", "null_rate", "range", "categories"]
+
+
 class QualitySettings(_Section):
     """Tolerances added to the gate once a champion exists (learned from its training window)."""
 
@@ -146,6 +175,15 @@ class QualitySettings(_Section):
     range_mostly: float = Field(default=0.99, gt=0, le=1)
     category_mostly: float = Field(default=0.99, gt=0, le=1)
     row_count_tolerance: float = Field(default=0.8, ge=0, le=1)
+    # event times later than the run's time plus this are a gate failure (rule max_clock_skew)
+    max_clock_skew: Duration = timedelta(hours=1)
+    # block (default): a batch that breaks the learned rule is quarantined; warn: it passes, and
+    # the findings go into the gate's result, the alert and the interval's verdict. Rules that the
+    # config alone states (columns, types, ids, timestamps) always block.
+    severity: dict[LearnedRule, Literal["block", "warn"]] = Field(default_factory=dict)
+    # a re-ingest that would drop more than this share of a window's curated rows (landing files
+    # gone to retention) is refused unless its run conf says {"force": true}
+    max_curated_drop: float = Field(default=0.2, ge=0, le=1)
 
 
 class ScheduleSettings(_Section):
@@ -156,9 +194,12 @@ class ScheduleSettings(_Section):
     start_date: str = "2026-01-01"
     # true: after an outage (or from start_date on first deploy) ingest runs every missed interval
     catchup: bool = False
+    # a landing file that arrives (or changes) after a window it has rows in was published is late:
+    # alert (default) tells which windows to re-ingest; reingest also re-ingests them in the run
+    late: Literal["alert", "reingest"] = "alert"
 
 
-AlertKind = Literal["failure", "unplaced", "drift", "promotion", "rollback", "degraded"]
+AlertKind = Literal["failure", "unplaced", "late", "quality", "drift", "promotion", "rollback", "degraded"]
 
 
 class AlertsSettings(_Section):
@@ -166,7 +207,7 @@ class AlertsSettings(_Section):
     ``connection`` when it is defined (its URL is a secret, so it never sits in this file)."""
 
     connection: str | None = "driftloop_alerts"
-    on: list[AlertKind] = ["failure", "unplaced", "drift", "promotion", "rollback", "degraded"]
+    on: list[AlertKind] = ["failure", "unplaced", "late", "quality", "drift", "promotion", "rollback", "degraded"]
 
 
 class Settings(_Section):
@@ -180,7 +221,55 @@ class Settings(_Section):
     quality: QualitySettings = QualitySettings()
     schedule: ScheduleSettings = ScheduleSettings()
     alerts: AlertsSettings = AlertsSettings()
+    mlflow: MlflowSettings = MlflowSettings()
     source: str | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _locations_apart(self, info: ValidationInfo) -> Settings:
+        """Refuses a storage root and input folders that lie inside one another (or coincide).
+
+        Landing and labels folders are searched recursively, so a storage root inside either would
+        have curated files read back as batches or labels; and storage is the pipeline's to write,
+        so raw inputs inside it could be overwritten or wiped with it. Locations compare as
+        resolved paths, or for URLs by scheme, bucket and path, on whole path components
+        (``/data/landing2`` is not inside ``/data/landing``). Relative paths are anchored at the
+        validation context's ``base`` when given; without it, a relative path is compared only
+        with other relative paths (they share the YAML file's folder as base).
+        """
+        base = (info.context or {}).get("base")
+        aliases = {"s3a": "s3", "gs": "gcs", "local": "file"}
+
+        def where(path: str) -> tuple[str, tuple[str, ...]]:
+            scheme, sep, rest = path.partition("://")
+            scheme = aliases.get(scheme.lower(), scheme.lower()) if sep else "file"
+            rest = rest if sep else path
+            if scheme != "file":
+                netloc, _, key = rest.partition("/")
+                parts = [p for p in key.split("/") if p and p != "."]
+                return scheme, (netloc.rsplit("@", 1)[-1], *parts)
+            local = Path(rest).expanduser()
+            if not local.is_absolute() and base is None:
+                return "relative", Path(os.path.normpath(local)).parts
+            return "file", (Path(base) / local if not local.is_absolute() else local).resolve().parts
+
+        named = {"storage": self.storage, "data.landing": self.data.landing, "data.labels": self.data.labels}
+        located = {k: where(v) for k, v in named.items() if v}
+        why = {
+            ("storage", "data.landing"): "the landing zone is searched recursively: curated files would be read back as new batches",
+            ("data.landing", "storage"): "storage is the pipeline's to write: raw landing files must not live in it",
+            ("data.labels", "storage"): "storage is the pipeline's to write: raw labels files must not live in it",
+            ("storage", "data.labels"): "the labels folder is searched recursively: stored files would be read as labels",
+            ("data.labels", "data.landing"): "the landing zone is searched recursively: labels files would be read as batches",
+            ("data.landing", "data.labels"): "the labels folder is searched recursively: batch files would be read as labels",
+        }
+        for (inner, outer), reason in why.items():
+            if inner not in located or outer not in located:
+                continue
+            (scheme_in, parts_in), (scheme_out, parts_out) = located[inner], located[outer]
+            if scheme_in == scheme_out and parts_in[: len(parts_out)] == parts_out:
+                relation = "is the same location as" if parts_in == parts_out else "is inside"
+                raise ValueError(f"`{inner}` ({named[inner]}) {relation} `{outer}` ({named[outer]}); {reason}. Keep them apart")
+        return self
 
     def resolve_paths(self, base: Path) -> Settings:
         """Returns a copy whose relative paths are anchored at ``base``."""
@@ -216,7 +305,7 @@ def settings_from_dict(raw: dict, base: Path, source: str = "<dict>") -> Setting
     if not isinstance(raw, dict):
         raise ConfigError(f"invalid driftloop config {source}: the file must hold a mapping of keys")
     try:
-        settings = Settings.model_validate(raw)
+        settings = Settings.model_validate(raw, context={"base": base})
     except ValidationError as err:
         raise ConfigError(_describe(err, source)) from None
     return settings.resolve_paths(base).model_copy(update={"source": source})

@@ -1,76 +1,258 @@
-"""Ingest: the landing rows of a window through the gate, then into curated storage.
+"""Ingest: the landing rows of a window through the gate, then into the curated Delta table.
 
-Two steps so the Airflow task that publishes (and emits the curated Asset event) runs only after
-the gate passed: ``check_landing`` validates and stages, ``publish`` moves the staged rows into
-curated partitions.
+Two steps, so the Airflow task that publishes (and emits the curated Asset event) runs only after
+the gate passed: ``check_landing`` (or ``check_accepted`` for an operator's accept of a quarantine
+entry) validates and stages; ``publish`` replaces the window's curated rows in one commit.
+
+Every row of the landing files a run reads is accounted for: rows read = rows curated (or
+quarantined) for this window + rows held by an open quarantine entry of another window + rows of
+windows already published + rows pending in windows not ingested yet. The balance is logged and
+returned.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
+from typing import TypedDict
+
+import pandas as pd
 
 from include import quality, registry
+from include.curated import Commit, CuratedError
+from include.landing import LandingZone, parse_timestamps
+from include.quarantine import Quarantine, QuarantineError
 from include.storage import Storage, Window
 
 log = logging.getLogger(__name__)
 
 
-def check_landing(settings, window: Window) -> dict:
+class RunInfo(TypedDict, total=False):
+    """The Airflow run that does the work: recorded in quarantine entries and Delta commits."""
+
+    dag_id: str
+    run_id: str
+    user: str | None
+    at: str  # when the run was requested (ISO); also the run's "now" for the clock-skew rule
+
+
+class GateResult(TypedDict):
+    rows: int
+    checks: int
+    staged: str
+    learned_from: dict | None
+    unplaced: list[dict]
+    late: list[dict]
+    warnings: list[str]
+    account: dict
+    accepted: str | None
+
+
+class PublishResult(TypedDict):
+    rows: int
+    version: int | None
+    dropped: int
+    resolved: list[str]
+    late: list[dict]
+    account: dict
+
+
+def _staged_meta(storage: Storage, window: Window) -> str:
+    return storage.path("staging", f"{window.key}.json")
+
+
+def balance(account: dict, window: Window, outcome: str) -> str:
+    """The one-line account of every row a run read; ``outcome`` is ``curated`` or ``quarantined``."""
+    mine = account.get("window", 0) + account.get("unreadable", 0)
+    parts = [
+        f"{mine} {outcome}",
+        f"{account.get('held', 0)} held (open quarantine of another window)",
+        f"{account.get('published_elsewhere', 0)} in windows already published",
+        f"{account.get('pending', 0)} pending in windows not ingested yet",
+    ]
+    total = mine + sum(account.get(k, 0) for k in ("held", "published_elsewhere", "pending"))
+    ok = "balanced" if total == account.get("read", 0) else f"UNBALANCED: {total} accounted"
+    line = f"rows of [{window.start.isoformat()}, {window.end.isoformat()}): read {account.get('read', 0)} from {account.get('files', 0)} file(s) = {' + '.join(parts)} ({ok})"
+    if account.get("future"):
+        line += f"; {account['future']} of the rows outside the window lie in the future of this run"
+    return line
+
+
+def _schema_outcome(err: CuratedError) -> dict:
+    """A gate outcome for a batch the curated table cannot take (a column changed type)."""
+    return {
+        "rule": "curated_table_schema",
+        "column": None,
+        "source": "curated",
+        "severity": "block",
+        "success": False,
+        "expected": {"schema": "the curated table's column types"},
+        "observed": str(err),
+        "unexpected_count": None,
+        "unexpected_percent": None,
+        "element_count": None,
+        "unexpected_values": [],
+        "example_ids": [],
+        "error": None,
+    }
+
+
+def check_landing(settings, window: Window, run: RunInfo) -> GateResult:
     """Reads the window's landing rows and runs the gate.
 
-    A batch that fails is written to ``quarantine/<window>/`` with ``report.json`` and
-    ``report.md``, and the error is raised again with the quarantine folder named. Landing files
-    are only ever read.
-
-    Returns:
-        ``{"rows", "checks", "staged", "learned_from", "unplaced"}``; ``unplaced`` lists the landing
-        files without a timestamp column first seen by this run, each quarantined as a copy
-        (``Storage.quarantine_unplaced``).
+    A batch that fails becomes a new numbered quarantine entry (its rows per file as read, and the
+    report) and the error is raised again naming the entry. Rows inside the span of an open
+    quarantine entry of another window stay out. Landing files are only ever read.
 
     Raises:
         DataQualityError: the batch failed; nothing was staged or curated.
     """
     storage = Storage.from_settings(settings)
-    frame = storage.read_landing(window)
+    landing, jail = LandingZone.from_settings(settings, storage), Quarantine(storage)
+    now = datetime.fromisoformat(run["at"]) if run.get("at") else None
+    holds = jail.holds(window)
+    batch = landing.read(window, now, holds)
     learned = registry.champion_profile(settings.name)
-    # Landing files that belong to no window are marked as reported (quarantine_unplaced) only as
-    # the task hands them over: in its result, or in the error of a rejected batch.
+    table = storage.curated()
     try:
-        report = quality.validate(frame, settings.data, window, learned, settings.quality, "ingest")
+        report = quality.validate(batch.frame, settings.data, window, learned, settings.quality, "ingest", now=now)
+        try:
+            staged_frame = table.conform(batch.frame)
+        except CuratedError as err:
+            report = quality.judge([*report["results"], _schema_outcome(err)], batch.frame, window, learned, "ingest")
     except quality.DataQualityError as err:
-        folder = storage.quarantine(frame, window, err.report, quality.report_markdown(err.report))
-        unplaced = storage.quarantine_unplaced()
+        entry = jail.add(window, batch.raw, batch.files, err.report, quality.report_markdown(err.report), dict(run))
+        unplaced, late = jail.unplaced(landing), landing.late_files()
+        line = balance(batch.account, window, "quarantined")
+        log.error(line)
         also = "".join(f"\nalso: landing file {u['file']} belongs to no window ({u['error']}); see {u['quarantine']}" for u in unplaced)
-        message = f"{err}\nthe batch ({len(frame)} rows) is quarantined in {folder}{also}"
-        raise quality.DataQualityError(message, err.report, unplaced) from None
-    staged = storage.write_parquet(frame, storage.staging_path(window))
-    unplaced = storage.quarantine_unplaced()
+        message = (
+            f"{err}\nthe batch ({len(batch.frame)} rows) is quarantined as entry {entry['id']} in {jail.root}/{entry['id']}{also}\n{line}"
+        )
+        raise quality.DataQualityError(message, err.report, unplaced, late) from None
+    staged = storage.write_parquet(staged_frame, storage.staging_path(window))
+    storage.write_json(
+        {
+            "mode": "publish",
+            "files": batch.files,
+            "account": batch.account,
+            "holds": [h.as_dict() for h in holds],
+            "warnings": report["warnings"],
+        },
+        _staged_meta(storage, window),
+    )
+    unplaced, late = jail.unplaced(landing), landing.late_files()
+    if holds:
+        log.warning("rows inside open quarantine entries stay out of this window: %s", [h.as_dict() for h in holds])
     return {
-        "rows": len(frame),
+        "rows": len(batch.frame),
         "checks": report["checks"],
         "staged": staged,
         "learned_from": (learned or {}).get("window"),
         "unplaced": unplaced,
+        "late": late,
+        "warnings": report["warnings"],
+        "account": batch.account,
+        "accepted": None,
     }
 
 
-def publish(settings, window: Window) -> dict:
-    """Moves the window's staged rows into curated storage, replacing what a previous run of the
-    same window wrote (no duplicates), and moves a quarantine entry the window may have had to
-    ``quarantine/resolved/``.
+def check_accepted(settings, entry_id: str, reason: str | None, run: RunInfo) -> GateResult:
+    """Stages an open quarantine entry's rows as they were quarantined, for an operator who
+    accepts them (``ingest`` run conf ``{"accept": "<entry>", "reason": "..."}``).
 
-    Returns:
-        ``{"rows", "partitions"}``.
+    Rows whose event time cannot be read, or lies outside the entry's window, cannot be placed in
+    the table: they stay in the entry (counted in the result).
+
+    Raises:
+        QuarantineError: no reason given, the entry does not exist or is not open, or none of its
+            rows can be curated.
+        CuratedError: its rows cannot be stored in the table as they are (a column changed type).
+    """
+    if not (reason or "").strip():
+        raise QuarantineError('accepting a quarantined batch needs a reason: {"accept": "<entry>", "reason": "..."}')
+    storage = Storage.from_settings(settings)
+    jail = Quarantine(storage)
+    entry = jail.entry(entry_id)
+    if entry["state"] != "open":
+        raise QuarantineError(f"quarantine entry {entry_id} is {entry['state']}, not open: {entry['history'][-1]}")
+    window = Window.parse(entry["window"]["start"], entry["window"]["end"])
+    frames = []
+    for rows in jail.rows(entry_id).values():
+        stamps = parse_timestamps(rows[settings.data.timestamp], settings.data.timestamp_format)
+        rows = rows.copy()
+        rows[settings.data.timestamp] = stamps
+        frames.append(rows)
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if frame.empty:
+        raise QuarantineError(f"quarantine entry {entry_id} holds no rows")
+    placeable = window.contains(frame[settings.data.timestamp])
+    left = int((~placeable).sum())
+    frame = frame[placeable].reset_index(drop=True)
+    if frame.empty:
+        raise QuarantineError(f"none of the {left} rows of entry {entry_id} has a readable event time inside its window")
+    staged_frame = storage.curated().conform(frame)
+    staged = storage.write_parquet(staged_frame, storage.staging_path(window))
+    files = {name: {"size": info.get("size"), "mtime": info.get("mtime")} for name, info in entry["files"].items()}
+    account = {"files": len(files), "read": len(frame) + left, "window": len(frame), "unreadable": left}
+    storage.write_json(
+        {"mode": "accept", "entry": entry_id, "reason": reason, "files": files, "account": account, "holds": [], "warnings": []},
+        _staged_meta(storage, window),
+    )
+    if left:
+        log.warning("%d row(s) of entry %s have no readable event time inside its window and stay quarantined", left, entry_id)
+    log.info("entry %s: %d rows staged for acceptance (%s)", entry_id, len(frame), reason)
+    return {
+        "rows": len(frame),
+        "checks": 0,
+        "staged": staged,
+        "learned_from": None,
+        "unplaced": [],
+        "late": [],
+        "warnings": [f"accepted quarantine entry {entry_id} without the gate: {reason}"],
+        "account": account,
+        "accepted": entry_id,
+    }
+
+
+def publish(settings, window: Window, run: RunInfo, force: bool = False) -> PublishResult:
+    """Replaces the window's curated rows with the staged ones in one Delta commit, records the
+    window as published from the files it read, and closes the window's open quarantine entries
+    (``resolved``; with an accept, that entry ``accepted`` and the others ``superseded``).
+
+    Raises:
+        CuratedError: the replacement would drop more than ``quality.max_curated_drop`` of the
+            window's curated rows (and ``force`` is not set).
+        FileNotFoundError: nothing is staged for the window (the gate did not pass).
     """
     storage = Storage.from_settings(settings)
     staged = storage.staging_path(window)
     if not storage.exists(staged):
         raise FileNotFoundError(f"nothing staged for {window.as_dict()}: the gate task must pass first")
-    frame = storage.read_parquet(staged)
-    partitions = storage.write_curated(frame, window, settings.data.id)
-    resolved = storage.resolve_quarantine(window)
-    if resolved:
-        log.info("window %s passed the gate this time; its quarantine entry is kept in %s", window.key, resolved)
+    meta = storage.read_json(_staged_meta(storage, window))
+    frame = storage.read_parquet(staged).drop(columns=["_event_date"], errors="ignore")
+    holds = [Window.parse(h["start"], h["end"]) for h in meta["holds"]]
+    accepted = meta.get("entry") if meta["mode"] == "accept" else None
+    commit = Commit(meta["mode"], run.get("dag_id"), run.get("run_id"), run.get("user"), meta.get("reason"), force)
+    written = storage.curated().replace(
+        frame, window, commit, holds, settings.quality.max_curated_drop, {"quarantine_entry": accepted} if accepted else None
+    )
+    landing, jail = LandingZone.from_settings(settings, storage), Quarantine(storage)
+    record = {"run_id": run.get("run_id"), "dag_id": run.get("dag_id"), "version": written["version"], "warnings": meta["warnings"]}
+    late = landing.record_published(window, meta["files"], record)
+    if accepted:
+        jail.set_state(accepted, "accepted", **dict(run), reason=meta.get("reason"), version=written["version"])
+    resolved = jail.resolve(window, dict(run), accepted)
+    for entry_id in resolved:
+        log.info("window %s was published; quarantine entry %s is closed (kept)", window.key, entry_id)
+    log.info(balance(meta["account"], window, "curated"))
     storage.fs.rm(staged)
-    log.info("curated %d rows of %s into %d partitions", len(frame), window.key, len(partitions))
-    return {"rows": len(frame), "partitions": len(partitions)}
+    storage.fs.rm(_staged_meta(storage, window))
+    return {
+        "rows": written["rows"],
+        "version": written["version"],
+        "dropped": written["dropped"],
+        "resolved": resolved,
+        "late": late,
+        "account": meta["account"],
+    }

@@ -8,12 +8,13 @@ verdict records, unit-tested without Evidently or MLflow.
 from __future__ import annotations
 
 import logging
-import os
 from datetime import timedelta
 
 import pandas as pd
 
-from include import charts, registry
+from include import charts, labels, registry
+from include.drift import drift_decision, evidently_drift, plain_features
+from include.landing import LandingZone
 from include.storage import Storage, Window, to_utc
 from include.training import predict, score
 
@@ -31,27 +32,22 @@ def champion_or_raise(name: str) -> registry.VersionInfo:
     return champion
 
 
-def with_labels(frame: pd.DataFrame, storage: Storage, data) -> pd.DataFrame:
-    """The frame with labels filled in from ``data.labels`` (later-arriving labels) where missing."""
-    if not data.labels or frame.empty:
-        return frame
-    labels = storage.read_labels(data.id, data.target, frame[data.id])
-    if labels.empty:
-        return frame
-    merged = frame.drop(columns=[data.target], errors="ignore").merge(labels, on=data.id, how="left")
-    if data.target in frame.columns:
-        merged[data.target] = frame[data.target].to_numpy()
-        fill = merged[data.target].isna()
-        merged.loc[fill, data.target] = frame[[data.id]].merge(labels, on=data.id, how="left")[data.target].to_numpy()[fill.to_numpy()]
-    return merged
-
-
 def live_metric(model, labelled: pd.DataFrame, settings) -> float | None:
-    """The primary metric on the labelled rows, or None when there are none (or one class only)."""
+    """The primary metric on the labelled rows, or None when there are none (or one class only).
+
+    Features and labels may use nullable pandas dtypes; they are scored as plain numpy values.
+
+    Raises:
+        LabelsError: a label is not valid for ``model.task`` (see ``include.labels``).
+    """
     if labelled.empty:
         return None
+    data = settings.data
+    rows = plain_features(labelled, data.numeric, data.categorical)
+    where = "the interval's labelled rows"
+    rows[data.target] = labels.label_values(rows[data.target], settings.model.task, where, data.target, rows[data.id], source=where)
     try:
-        return score(model, labelled, settings.data.features, settings.data.target, settings.model.metric)
+        return score(model, rows, data.features, data.target, settings.model.metric)
     except ValueError as err:
         log.warning("live %s not computed: %s", settings.model.metric, err)
         return None
@@ -72,6 +68,7 @@ def score_interval(settings, window: Window) -> dict:
     Raises:
         NoChampion: no champion exists yet.
         ValueError: the interval has no curated rows.
+        LabelsError: a labels file (or a label in the rows) breaks a rule of ``include.labels``.
     """
     data = settings.data
     storage = Storage.from_settings(settings)
@@ -79,24 +76,25 @@ def score_interval(settings, window: Window) -> dict:
     frame = storage.read_curated(window)
     if frame.empty:
         raise ValueError(f"no curated rows in [{window.start.isoformat()}, {window.end.isoformat()}): run ingest for this interval first")
+    features = plain_features(frame, data.numeric, data.categorical)
     model = registry.load_model(f"models:/{settings.name}/{champion.version}")
     shadow_version = registry.previous_champion(settings.name, champion.version) if settings.monitoring.shadow else None
     shadow = registry.try_load_model(f"models:/{settings.name}/{shadow_version}", f"shadow v{shadow_version}") if shadow_version else None
     shadow_version = shadow_version if shadow is not None else None
 
     out = frame[[data.id, data.timestamp]].copy()
-    out["prediction"] = predict(model, frame, data.features, settings.model.task)
+    out["prediction"] = predict(model, features, data.features, settings.model.task)
     out["model_version"] = champion.version
     if shadow is not None:
         try:
-            out["shadow_prediction"] = predict(shadow, frame, data.features, settings.model.task)
+            out["shadow_prediction"] = predict(shadow, features, data.features, settings.model.task)
             out["shadow_version"] = shadow_version
         except (ValueError, KeyError) as err:  # e.g. the feature list changed since the shadow was trained
             log.warning("shadow v%s cannot score this interval (%s); monitoring goes on without it", shadow_version, err)
             shadow, shadow_version = None, None
     path = storage.write_parquet(out, storage.predictions_path(window))
 
-    labelled = with_labels(frame, storage, data)
+    labelled = labels.with_labels(frame, data, settings.model.task)
     labelled = labelled[labelled[data.target].notna()] if data.target in labelled.columns else labelled.iloc[0:0]
     live = live_metric(model, labelled, settings)
     shadow_live = live_metric(shadow, labelled, settings) if shadow is not None else None
@@ -112,48 +110,6 @@ def score_interval(settings, window: Window) -> dict:
         "shadow_version": shadow_version,
         "shadow_metric": shadow_live,
     }
-
-
-def drift_decision(column_scores: dict[str, dict], drift_share: float) -> dict:
-    """Dataset drift from per-column results: drifted when the share of drifted columns reaches
-    ``drift_share`` (Evidently 0.7 has no dataset-drift flag of its own)."""
-    drifted = sorted(c for c, r in column_scores.items() if r["drifted"])
-    share = len(drifted) / len(column_scores) if column_scores else 0.0
-    return {"drift": share >= drift_share, "drift_share": share, "drifted_columns": len(drifted), "drifted": drifted}
-
-
-def evidently_drift(reference: pd.DataFrame, current: pd.DataFrame, data, drift_share: float):
-    """Runs Evidently's data-drift preset on the feature columns.
-
-    Returns:
-        ``(column_scores, html)``: per column ``{"score", "threshold", "method", "drifted"}``, read
-        by metric name and column, and the report's HTML.
-    """
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.presets import DataDriftPreset
-
-    definition = DataDefinition(numerical_columns=list(data.numeric), categorical_columns=list(data.categorical))
-    cols = data.features
-    snapshot = Report([DataDriftPreset(columns=cols, drift_share=drift_share)]).run(
-        Dataset.from_pandas(current[cols], data_definition=definition),
-        Dataset.from_pandas(reference[cols], data_definition=definition),
-    )
-    column_scores = {}
-    for metric in snapshot.dict()["metrics"]:
-        config = metric.get("config", {})
-        if not config.get("type", "").endswith(":ValueDrift"):
-            continue
-        column = config["column"]
-        threshold = float(config.get("threshold") or 0.0)
-        method = str(config.get("method") or "")
-        value = float(metric["value"])
-        # p-value tests drift when the value is below the threshold, distances when above
-        is_p_value = "p_value" in method.lower() or "test" in method.lower()
-        drifted = value < threshold if is_p_value else value >= threshold
-        column_scores[column] = {"score": value, "threshold": threshold, "method": method, "drifted": drifted}
-    html = snapshot.get_html_str(as_iframe=False)
-    return column_scores, html
 
 
 def reference_window(champion: registry.VersionInfo, length: timedelta | None) -> Window:
@@ -180,7 +136,9 @@ def check_drift(settings, window: Window, scored: dict) -> dict:
 
     The verdict goes to storage (``verdicts/``) and to the ``<name>-monitoring`` experiment, with
     the Evidently report as an artifact. A re-run overwrites both and keeps the verdict's
-    ``handled`` mark, so a drift already acted on is not acted on twice.
+    ``handled`` mark, so a drift already acted on is not acted on twice. A feature Evidently cannot
+    compare (all null, constant, missing on a side) is reported, not a crash: its status is in
+    ``columns`` and in ``column_issues``, and ``column_states`` says how it counts for the share.
     """
     storage = Storage.from_settings(settings)
     data = settings.data
@@ -190,6 +148,8 @@ def check_drift(settings, window: Window, scored: dict) -> dict:
     columns, html = evidently_drift(reference, current, data, settings.monitoring.drift_share)
     html_path = storage.write_text(html, storage.report_path(window, "drift.html"))
     decision = drift_decision(columns, settings.monitoring.drift_share)
+    for col, status in decision["column_issues"].items():
+        log.warning("interval %s: column %r is %s (%s); drifted=%s", window.key, col, status, columns[col]["note"], columns[col]["drifted"])
     path = storage.verdict_path(window)
     previous = storage.read_json(path) if storage.exists(path) else {}
     verdict = {
@@ -206,6 +166,8 @@ def check_drift(settings, window: Window, scored: dict) -> dict:
         "shadow_version": scored.get("shadow_version"),
         "shadow_metric": scored.get("shadow_metric"),
         "report": html_path,
+        # findings of gate rules set to warn (quality.severity) on the batches curated for it
+        "gate_warnings": LandingZone.from_settings(settings, storage).published_warnings(window),
         # marks of what was already done about this verdict survive a re-run (a demotion only
         # while the same champion is scored: evidence against a new one is fresh)
         "handled": previous.get("handled"),

@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
 from include.config import QualitySettings
-from include.storage import Window
+from include.errors import DataError
+from include.storage import Window, to_utc
 
 log = logging.getLogger(__name__)
 
@@ -33,20 +35,24 @@ NUMERIC_TYPES = [
     "uint16",
     "uint32",
     "uint64",
+    "bool",
+    "boolean",
 ]
 TEXT_TYPES = ["str", "string", "object", "category"]
 MAX_EXAMPLES = 5
 
 
-class DataQualityError(ValueError):
+class DataQualityError(DataError):
     """A batch failed the gate. ``report`` holds the failed checks by column and rule;
-    ``unplaced`` the landing files without a timestamp the same run found (they get their own
-    alert, see ``ingestion.check_landing``)."""
+    ``unplaced`` the landing files that belong to no window, and ``late`` the files that arrived
+    after a window they have rows in was published, found by the same run (they get their own
+    alerts, see ``ingestion.check_landing``)."""
 
-    def __init__(self, message: str, report: dict, unplaced: list[dict] | None = None) -> None:
+    def __init__(self, message: str, report: dict, unplaced: list[dict] | None = None, late: list[dict] | None = None) -> None:
         super().__init__(message)
         self.report = report
         self.unplaced = unplaced or []
+        self.late = late or []
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,8 @@ class Expectation:
     kind: str
     column: str | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
-    source: str = "config"  # "config" or "profile": where the rule came from
+    source: str = "config"  # "config", "profile" (learned), or a named rule such as "max_clock_skew"
+    severity: str = "block"  # "warn": a failure is reported but does not reject the batch
 
 
 def profile(frame: pd.DataFrame, data, window: Window) -> dict:
@@ -91,7 +98,13 @@ def profile(frame: pd.DataFrame, data, window: Window) -> dict:
 
 
 def build_expectations(
-    data, window: Window, present: list[str], learned: dict | None, tolerances: QualitySettings, require_target: bool = False
+    data,
+    window: Window,
+    present: list[str],
+    learned: dict | None,
+    tolerances: QualitySettings,
+    require_target: bool = False,
+    now: datetime | None = None,
 ) -> list[Expectation]:
     """The gate's checks for a batch of ``window``.
 
@@ -103,6 +116,8 @@ def build_expectations(
         learned: a champion's training profile, or None before any champion exists.
         tolerances: how far a batch may stray from the profile.
         require_target: the target must be present (training windows).
+        now: the run's time: event times later than ``now + quality.max_clock_skew`` break the
+            rule ``max_clock_skew`` (None: not checked, e.g. when replaying a training window).
     """
     required = [data.timestamp, data.id, *data.features] + ([data.target] if require_target else [])
     checks = [
@@ -124,6 +139,9 @@ def build_expectations(
                 {"min_value": window.start.isoformat(), "max_value": window.end.isoformat(), "strict_max": True},
             ),
         ]
+        if now is not None and window.end > to_utc(now) + tolerances.max_clock_skew:
+            limit = (to_utc(now) + tolerances.max_clock_skew).isoformat()
+            checks.append(Expectation("ExpectColumnValuesToBeBetween", data.timestamp, {"max_value": limit}, "max_clock_skew"))
     for col in data.numeric:
         if col in has:
             checks.append(Expectation("ExpectColumnValuesToBeInTypeList", col, {"type_list": NUMERIC_TYPES}))
@@ -134,6 +152,9 @@ def build_expectations(
         checks.append(Expectation("ExpectColumnValuesToNotBeNull", data.target))
     if not learned:
         return checks
+
+    def severity(rule: str) -> str:
+        return tolerances.severity.get(rule, "block")
 
     days = (window.end - window.start).total_seconds() / 86400
     expected = learned["rows_per_day"] * days
@@ -146,6 +167,7 @@ def build_expectations(
                 "max_value": int(expected * (1 + tolerances.row_count_tolerance)) + 1,
             },
             "profile",
+            severity("row_count"),
         )
     )
     for col, stats in learned["columns"].items():
@@ -153,7 +175,7 @@ def build_expectations(
             continue
         mostly = 1.0 - min(1.0, stats["null_rate"] + tolerances.null_rate_slack)
         if mostly > 0:
-            checks.append(Expectation("ExpectColumnValuesToNotBeNull", col, {"mostly": round(mostly, 6)}, "profile"))
+            checks.append(Expectation("ExpectColumnValuesToNotBeNull", col, {"mostly": round(mostly, 6)}, "profile", severity("null_rate")))
         if stats["kind"] == "numeric" and stats["min"] is not None:
             span = (stats["max"] - stats["min"]) or abs(stats["max"]) or 1.0
             low = stats["min"] - tolerances.range_slack * span
@@ -170,6 +192,7 @@ def build_expectations(
                         "mostly": tolerances.range_mostly,
                     },
                     "profile",
+                    severity("range"),
                 )
             )
         elif stats["kind"] == "categorical" and stats["categories"]:
@@ -179,6 +202,7 @@ def build_expectations(
                     col,
                     {"value_set": stats["categories"], "mostly": tolerances.category_mostly},
                     "profile",
+                    severity("categories"),
                 )
             )
     return checks
@@ -214,7 +238,13 @@ def run_expectations(frame: pd.DataFrame, checks: list[Expectation], id_column: 
 
     # GX 1.24 does not recognise pandas 3's `str` dtype in type checks (observed "str" fails
     # type_list=["str"]); as object columns it checks the values' Python types instead.
-    frame = frame.astype({c: object for c in frame.columns if isinstance(frame[c].dtype, pd.StringDtype)})
+    frame = frame.astype(
+        {c: object for c in frame.columns if isinstance(frame[c].dtype, pd.StringDtype | pd.BooleanDtype | pd.CategoricalDtype)}
+    )
+    # nor pandas' nullable numbers (Int64, Float64): with a missing value their type check fails
+    # although it observes "int64"; as NumPy floats (NaN for NA) they are checked as numbers
+    nullable = [c for c in frame.columns if isinstance(frame[c].dtype, pd.api.extensions.ExtensionDtype) and frame[c].dtype.kind in "iuf"]
+    frame = frame.astype({c: "float64" for c in nullable})
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     batch = (
@@ -256,6 +286,7 @@ def run_expectations(frame: pd.DataFrame, checks: list[Expectation], id_column: 
                 "rule": _rule_name(check.kind),
                 "column": check.column,
                 "source": check.source,
+                "severity": check.severity,
                 "success": bool(r.success) and error is None,
                 "expected": _jsonable({k: v for k, v in check.kwargs.items()}),
                 "observed": _jsonable(res.get("observed_value")),
@@ -273,6 +304,8 @@ def run_expectations(frame: pd.DataFrame, checks: list[Expectation], id_column: 
 def describe_failure(outcome: dict) -> str:
     """One line naming the column, the rule and the numbers."""
     where = f"column {outcome['column']!r}" if outcome["column"] else "table"
+    if outcome.get("source") not in (None, "config", "profile"):
+        where = f"{where} [{outcome['source']}]"
     expected = ", ".join(f"{k}={v}" for k, v in outcome["expected"].items() if k != "value_set") or "-"
     if "value_set" in outcome["expected"]:
         expected = f"values in {outcome['expected']['value_set']}" + (
@@ -296,7 +329,14 @@ def describe_failure(outcome: dict) -> str:
 
 
 def validate(
-    frame: pd.DataFrame, data, window: Window, learned: dict | None, tolerances: QualitySettings, stage: str, require_target: bool = False
+    frame: pd.DataFrame,
+    data,
+    window: Window,
+    learned: dict | None,
+    tolerances: QualitySettings,
+    stage: str,
+    require_target: bool = False,
+    now: datetime | None = None,
 ) -> dict:
     """Runs the gate on a batch.
 
@@ -308,16 +348,29 @@ def validate(
         tolerances: the config's ``quality`` section.
         stage: a name for messages ("ingest", "retrain").
         require_target: the target column must be there and filled.
+        now: the run's time, for the ``max_clock_skew`` rule.
 
     Returns:
-        The report: window, stage, rows, checks run, failures (empty when the batch passed).
+        The report: window, stage, rows, checks run, failures, and ``warnings``: the failures of
+        learned rules whose ``quality.severity`` is ``warn`` (they do not reject the batch).
 
     Raises:
-        DataQualityError: one or more checks failed; the message lists each by column and rule.
+        DataQualityError: one or more blocking checks failed; the message lists each by column
+            and rule.
     """
-    checks = build_expectations(data, window, list(frame.columns), learned, tolerances, require_target)
+    checks = build_expectations(data, window, list(frame.columns), learned, tolerances, require_target, now)
     outcomes = run_expectations(frame, checks, data.id)
-    failures = [o for o in outcomes if not o["success"]]
+    return judge(outcomes, frame, window, learned, stage)
+
+
+def judge(outcomes: list[dict], frame: pd.DataFrame, window: Window, learned: dict | None, stage: str) -> dict:
+    """The gate's report from check outcomes; raises when a blocking check failed.
+
+    Raises:
+        DataQualityError: see ``validate``.
+    """
+    failures = [o for o in outcomes if not o["success"] and o.get("severity", "block") == "block"]
+    warned = [o for o in outcomes if not o["success"] and o.get("severity") == "warn"]
     report = {
         "stage": stage,
         "window": window.as_dict(),
@@ -325,6 +378,7 @@ def validate(
         "profile_window": (learned or {}).get("window"),
         "checks": len(outcomes),
         "failed": len(failures),
+        "warnings": [describe_failure(o) for o in warned],
         "results": outcomes,
     }
     if failures:
@@ -335,7 +389,9 @@ def validate(
         )
         report["message"] = message
         raise DataQualityError(message, report)
-    log.info("%s gate passed: %d checks on %d rows", stage, len(outcomes), len(frame))
+    for line in report["warnings"]:
+        log.warning("%s gate warning (quality.severity: warn): %s", stage, line)
+    log.info("%s gate passed: %d checks on %d rows, %d warning(s)", stage, len(outcomes), len(frame), len(warned))
     return report
 
 
@@ -354,5 +410,6 @@ def report_markdown(report: dict) -> str:
     ]
     for o in report["results"]:
         numbers = describe_failure(o).split(" failed", 1)[-1].lstrip("; ") if not o["success"] else ""
-        lines.append(f"| {o['column'] or '(table)'} | {o['rule']} | {o['source']} | {'ok' if o['success'] else 'FAILED'} | {numbers} |")
+        result = "ok" if o["success"] else "FAILED" if o.get("severity", "block") == "block" else "warning"
+        lines.append(f"| {o['column'] or '(table)'} | {o['rule']} | {o['source']} | {result} | {numbers} |")
     return "\n".join(lines) + "\n"

@@ -1,8 +1,11 @@
 """The MLflow adapter: training runs, registered versions, aliases, monitoring runs.
 
-MLflow reads ``MLFLOW_TRACKING_URI`` itself; nothing here sets it. Every write is idempotent:
-runs carry the Airflow run id (or the monitored interval) as tags and are looked up before a new
-one is made, and a version is registered once per training run.
+MLflow reads ``MLFLOW_TRACKING_URI`` itself; nothing here sets it. ``configure_mlflow`` bounds the
+client's HTTP waits from the config (called where a task loads its settings). Every write is
+idempotent: runs carry the Airflow run id (or the monitored interval) as tags and are looked up
+before a new one is made, and a version is registered once per training run. A tracking URI may
+carry a user and password (``http://user:pass@host``): ``strip_userinfo`` takes them out of every
+link and log line made here.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -36,6 +40,33 @@ def _quiet() -> None:
 # MLflow adapter; other modules reach MLflow through it)
 _quiet()
 
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
+
+
+def strip_userinfo(text: str) -> str:
+    """``text`` with the ``user:password@`` part of every URL in it removed: a tracking URI such as
+    ``http://user:pass@mlflow:5000`` becomes ``http://mlflow:5000``. For whatever becomes a link,
+    a log line, an XCom value or an alert."""
+    return _USERINFO.sub(r"\g<scheme>", text)
+
+
+def configure_mlflow(mlflow_settings) -> None:
+    """Bounds the MLflow client's HTTP waits from the config's ``mlflow`` section.
+
+    MLflow reads these documented variables on every request, so setting them before the first
+    request of a task is enough. Its defaults (120 s per request, 7 retries with exponential
+    backoff) can hold a task for minutes on a server that is down; bounded, the task fails soon
+    and Airflow's retries (with their own delay) take over. MLflow's "View run at <tracking URI>"
+    line is turned off as well: it prints the URI as given, password included; driftloop logs
+    the run's link itself (``run_url``).
+
+    Args:
+        mlflow_settings: the config's ``mlflow`` section (``http_timeout``, ``http_retries``).
+    """
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(mlflow_settings.http_timeout)
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(mlflow_settings.http_retries)
+    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+
 
 @contextlib.contextmanager
 def _no_airflow_deprecations():
@@ -60,12 +91,12 @@ class _StderrToLog:
         *lines, self._buffer = self._buffer.split("\n")
         for line in lines:
             if line.strip():
-                log.info("mlflow: %s", line.strip())
+                log.info("mlflow: %s", strip_userinfo(line.strip()))
         return len(text)
 
     def flush(self) -> None:
         if self._buffer.strip():
-            log.info("mlflow: %s", self._buffer.strip())
+            log.info("mlflow: %s", strip_userinfo(self._buffer.strip()))
         self._buffer = ""
 
 
@@ -112,25 +143,32 @@ class VersionInfo:
         }
 
 
-def run_url(run_id: str) -> str | None:
-    """The MLflow UI page of a run, when the tracking URI is an HTTP server (None otherwise)."""
+def _ui_base() -> str | None:
+    """The MLflow UI's base URL (the tracking URI without credentials), or None when the tracking
+    URI is not an HTTP server."""
     import mlflow
 
     uri = mlflow.get_tracking_uri()
     if not uri.startswith(("http://", "https://")):
         return None
+    return strip_userinfo(uri).rstrip("/")
+
+
+def run_url(run_id: str) -> str | None:
+    """The MLflow UI page of a run, when the tracking URI is an HTTP server (None otherwise)."""
+    base = _ui_base()
+    if base is None:
+        return None
     run = client().get_run(run_id)
-    return f"{uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
+    return f"{base}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
 
 
 def version_url(name: str, version: int | None) -> str | None:
     """The MLflow UI page of a registered model version, when the tracking URI is an HTTP server."""
-    import mlflow
-
-    uri = mlflow.get_tracking_uri()
-    if version is None or not uri.startswith(("http://", "https://")):
+    base = _ui_base()
+    if version is None or base is None:
         return None
-    return f"{uri.rstrip('/')}/#/models/{name}/versions/{version}"
+    return f"{base}/#/models/{name}/versions/{version}"
 
 
 def experiment_id(name: str) -> str:
@@ -359,34 +397,51 @@ def champion_history(name: str) -> list[int]:
     return json.loads(tags.get(HISTORY_TAG, "[]"))
 
 
+def settled_history(history: list[int], champion: int | None) -> list[int]:
+    """The champion history up to where ``@champion`` is: its entries after the champion's last
+    one belong to a move that was written but never completed (a worker killed between the
+    history and the alias writes of ``set_champion``); the move's retry completes them. With the
+    champion absent from the history (an alias set by hand in MLflow) it is returned whole."""
+    if champion is None or champion not in history:
+        return list(history)
+    return history[: len(history) - history[::-1].index(champion)]
+
+
 def previous_champion(name: str, champion: int) -> int | None:
     """The champion before ``champion`` in the champion history (the shadow), or None."""
-    history = champion_history(name)
+    history = settled_history(champion_history(name), champion)
     if len(history) < 2 or history[-1] != champion or history[-2] == champion:
         return None
     return history[-2]
 
 
 def set_champion(name: str, version: int, history: list[int] | None = None) -> list[int]:
-    """Points ``@champion`` at ``version`` and records the champion history (a model tag).
+    """Records the champion history (a model tag), then points ``@champion`` at ``version``.
+
+    History first: a crash between the two writes leaves the history one move ahead of the alias,
+    which the move's retry completes and every reader tolerates (``settled_history``), while the
+    other order would leave a champion the history does not know (no shadow, no rollback).
 
     Args:
         name: the registered model.
         version: the new champion.
-        history: the history to store; by default the current one with ``version`` appended.
+        history: the history to store; by default the settled one with ``version`` appended.
 
-    Idempotent: when the alias already points there (with that history) nothing changes.
+    Idempotent: what is already in place is not written again.
     Returns the history.
     """
     c = client()
+    stored = champion_history(name)
     current = alias_version(name, CHAMPION)
-    if current is not None and current.version == version and history in (None, champion_history(name)):
-        return champion_history(name)
-    history = [*champion_history(name), version] if history is None else history
-    c.set_registered_model_alias(name, CHAMPION, str(version))
-    c.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
+    if history is None:
+        settled = settled_history(stored, current.version if current else None)
+        history = settled if settled[-1:] == [version] else [*settled, version]
+    if stored != history:
+        c.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
     c.set_model_version_tag(name, str(version), "driftloop.champion", "true")
-    log.info("%s@%s -> version %d (history %s)", name, CHAMPION, version, history)
+    if current is None or current.version != version:
+        c.set_registered_model_alias(name, CHAMPION, str(version))
+        log.info("%s@%s -> version %d (history %s)", name, CHAMPION, version, history)
     return history
 
 
@@ -396,17 +451,27 @@ def _move_tag(airflow_run_id: str) -> str:
     return "driftloop.move." + safe_name(airflow_run_id)
 
 
+def _missing(err) -> bool:
+    """Whether an MlflowException says the registered model (or version, or alias) is not there."""
+    return getattr(err, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND")
+
+
 def recorded_move(name: str, airflow_run_id: str) -> dict | None:
-    """What an Airflow run already did to ``@champion`` (promote or rollback), if anything.
+    """What an Airflow run already planned or did to ``@champion`` (promote or rollback), if anything.
 
     A cleared and re-run ``promote`` or ``rollback`` task returns this instead of moving the alias
-    a second time (a rollback re-run would otherwise step back once more)."""
+    a second time (a rollback re-run would otherwise step back once more). Only "no such
+    registered model" means "nothing recorded"; any other MLflow error (the server down, a
+    timeout) propagates, so the task fails and Airflow retries it.
+    """
     from mlflow.exceptions import MlflowException
 
     try:
         tags = client().get_registered_model(name).tags or {}
-    except MlflowException:
-        return None
+    except MlflowException as err:
+        if _missing(err):
+            return None
+        raise
     value = tags.get(_move_tag(airflow_run_id))
     return json.loads(value) if value else None
 
@@ -419,25 +484,29 @@ def record_move(name: str, airflow_run_id: str, result: dict) -> dict:
 def rollback_plan(name: str, requested: int | None) -> tuple[int, list[int]]:
     """Where a rollback takes ``@champion`` and the champion history afterwards.
 
-    Without ``requested`` the current champion is dropped from the history and the one before it
-    returns; a requested version is appended like any promotion.
+    Without ``requested`` the current champion is dropped from the (settled) history and the one
+    before it returns; a requested version is appended like any promotion.
 
     Raises:
-        ValueError: no earlier champion exists, or the requested version does not exist.
+        RegistryError: no earlier champion exists, or the requested version does not exist.
     """
     from mlflow.exceptions import MlflowException
 
-    history = champion_history(name)
+    from include.errors import RegistryError
+
+    current = alias_version(name, CHAMPION)
+    history = settled_history(champion_history(name), current.version if current else None)
     if requested is not None:
         try:
             get_version(name, requested)
-        except MlflowException:
-            raise ValueError(f"{name} has no version {requested}") from None
+        except MlflowException as err:
+            if not _missing(err):
+                raise
+            raise RegistryError(f"{name} has no version {requested}") from None
         return int(requested), [*history, int(requested)]
-    current = alias_version(name, CHAMPION)
     remaining = history[:-1] if current is not None and history and history[-1] == current.version else history
     if not remaining:
-        raise ValueError(f"{name}: no earlier champion to roll back to (champion history {history})")
+        raise RegistryError(f"{name}: no earlier champion to roll back to (champion history {history})")
     return remaining[-1], remaining
 
 

@@ -7,20 +7,36 @@ Each function is what one task of the ``retrain`` DAG calls; each returns a smal
 from __future__ import annotations
 
 import logging
+from typing import Literal, NotRequired, TypedDict
 
 import pandas as pd
 
 from include import charts, promotion, quality, registry, training
-from include.monitoring import degradation, mark_demoted, with_labels
+from include.drift import plain_features
+from include.errors import DataError
+from include.labels import label_values, with_labels
+from include.monitoring import degradation, mark_demoted
+from include.promotion import ChampionMoved, MovePlan, MoveResult, PromotionResult
 from include.storage import Storage, Window
 
 log = logging.getLogger(__name__)
 
 
-def training_window(end: str, length) -> Window:
-    """The window ``[end - length, end)``."""
-    stop = Window.parse(end, pd.Timestamp(end) + pd.Timedelta(seconds=1)).start
-    return Window(stop - length, stop)
+# "from" is a Python keyword, hence the functional form
+GuardResult = TypedDict(
+    "GuardResult",
+    {
+        "degraded": bool,
+        "rolled_back": bool,  # only when @champion moved back (now or in an earlier attempt)
+        "champion": int | None,  # @champion after the guard
+        "reason": str,
+        "mlflow_url": str | None,
+        "mode": NotRequired[Literal["auto", "manual", "stale"]],
+        "from": NotRequired[int],  # a rollback: the demoted champion
+        "evidence": NotRequired[list[str]],  # the intervals behind a degraded verdict (keys its alert)
+    },
+)
+"""What monitor's ``guard`` found and did."""
 
 
 def load_training_frame(settings, window: Window, curated: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -33,12 +49,17 @@ def load_training_frame(settings, window: Window, curated: pd.DataFrame | None =
     """
     data = settings.data
     storage = Storage.from_settings(settings)
-    frame = with_labels(storage.read_curated(window) if curated is None else curated, storage, data)
+    frame = with_labels(storage.read_curated(window) if curated is None else curated, data, settings.model.task)
     if frame.empty or data.target not in frame.columns:
         return frame
     labelled = frame[frame[data.target].notna()].reset_index(drop=True)
     if len(labelled) < len(frame):
         log.info("%d of %d rows have no label yet and are left out", len(frame) - len(labelled), len(frame))
+    # nullable pandas dtypes as NumPy values: scikit-learn refuses pd.NA in numbers and encoders;
+    # labels as the task's type (the curated table stores numbers as doubles: 1.0 is class 1)
+    labelled = plain_features(labelled, data.numeric, data.categorical)
+    where = "the training window's labelled rows"
+    labelled[data.target] = label_values(labelled[data.target], settings.model.task, where, data.target, labelled[data.id], source=where)
     return labelled
 
 
@@ -47,13 +68,13 @@ def gate_window(settings, window: Window) -> dict:
 
     Raises:
         DataQualityError: the window's data fails the gate.
-        ValueError: fewer rows than ``training.min_rows``.
+        DataError: fewer rows than ``training.min_rows``.
     """
     frame = load_training_frame(settings, window)
     learned = registry.champion_profile(settings.name)
     report = quality.validate(frame, settings.data, window, learned, settings.quality, "retrain", require_target=True)
     if len(frame) < settings.training.min_rows:
-        raise ValueError(
+        raise DataError(
             f"training window {window.as_dict()} has {len(frame)} labelled rows; training.min_rows is {settings.training.min_rows}"
         )
     return {"rows": len(frame), "checks": report["checks"]}
@@ -134,132 +155,147 @@ def evaluate_challenger(settings, window: Window, trained: dict) -> dict:
     return {**result, "mlflow_url": trained.get("mlflow_url")}
 
 
-def promote(settings, trained: dict, comparison: dict, airflow_run_id: str) -> dict:
-    """Moves ``@champion`` to the challenger when the comparison says it is better.
+def promote(settings, trained: dict, comparison: dict, airflow_run_id: str) -> PromotionResult:
+    """Moves ``@champion`` to the challenger when the comparison says it is better, and only while
+    ``@champion`` is still the version it was compared with (``comparison["champion_version"]``).
 
-    Done once per Airflow run: a re-run of the task returns what the first run did.
+    Done once per Airflow run: the plan is recorded first, so a retry after a crash completes it
+    and a re-run of the task returns what the first run did.
 
     Returns:
         ``{"promoted", "champion", "reason", "mlflow_url"}`` (the champion version's page).
+
+    Raises:
+        ChampionMoved: ``@champion`` changed since the comparison (a promotion or rollback
+            meanwhile, say during the approval wait): nothing moves.
     """
-    done = registry.recorded_move(settings.name, airflow_run_id)
+    name = settings.name
+    done = registry.recorded_move(name, airflow_run_id)
+    if done is None and not comparison["better"]:
+        registry.client().set_model_version_tag(name, str(trained["version"]), "driftloop.decision", "rejected")
+        done = registry.record_move(
+            name, airflow_run_id, {"action": "keep", "champion": promotion.champion_now(name), "reason": comparison["reason"]}
+        )
     if done is None:
-        done = _move_alias(settings, trained, comparison, airflow_run_id)
-    return {**done, "mlflow_url": registry.version_url(settings.name, done["champion"])}
-
-
-def _move_alias(settings, trained: dict, comparison: dict, airflow_run_id: str) -> dict:
-    c = registry.client()
-    if comparison["better"]:
-        registry.set_champion(settings.name, trained["version"])
-        c.set_model_version_tag(settings.name, str(trained["version"]), "driftloop.decision", "promoted")
-        result = {"promoted": True, "champion": trained["version"], "reason": comparison["reason"]}
+        plan = promotion.plan_move(name, "promote", trained["version"], comparison["champion_version"], comparison["reason"])
+        done = registry.record_move(name, airflow_run_id, plan)
+    if "to" not in done:  # a decision to keep the champion (or a record from before move plans)
+        result = PromotionResult(promoted=bool(done.get("promoted")), champion=done["champion"], reason=done["reason"], mlflow_url=None)
     else:
-        current = registry.alias_version(settings.name, registry.CHAMPION)
-        c.set_model_version_tag(settings.name, str(trained["version"]), "driftloop.decision", "rejected")
-        result = {"promoted": False, "champion": current.version if current else None, "reason": comparison["reason"]}
-    return registry.record_move(settings.name, airflow_run_id, result)
+        plan: MovePlan = done
+
+        def tag() -> None:
+            registry.client().set_model_version_tag(name, str(plan["to"]), "driftloop.decision", "promoted")
+
+        applied = promotion.carry_out(name, airflow_run_id, plan, then=tag)
+        result = PromotionResult(promoted=True, champion=applied["to"], reason=applied["reason"], mlflow_url=None)
+    return {**result, "mlflow_url": registry.version_url(name, result["champion"])}
 
 
-def rollback(settings, version: int | None, airflow_run_id: str) -> dict:
+def rollback(settings, version: int | None, airflow_run_id: str) -> MoveResult:
     """Points ``@champion`` back at the previous champion, or at ``version``; once per Airflow run
     (re-running the task does not step back a second time).
 
+    Returns:
+        The applied plan (``from``, ``to``, ``history``, ...) and the new champion's ``mlflow_url``.
+
     Raises:
-        ValueError: there is nothing to roll back to.
+        RegistryError: there is nothing to roll back to, or no such version.
+        ChampionMoved: a recorded rollback of this run was not applied and ``@champion`` has
+            moved since it was planned.
     """
-    done = registry.recorded_move(settings.name, airflow_run_id)
+    name = settings.name
+    done = registry.recorded_move(name, airflow_run_id)
     if done is None:
-        before = registry.alias_version(settings.name, registry.CHAMPION)
-        target, history = registry.rollback_plan(settings.name, version)
-        done = registry.record_move(
-            settings.name, airflow_run_id, {"from": before.version if before else None, "to": target, "history": history}
-        )
-    done = _carry_out(settings, airflow_run_id, done, done["to"])
-    return {**done, "mlflow_url": registry.version_url(settings.name, done["to"])}
+        target, history = registry.rollback_plan(name, version)
+        why = f"rollback to v{target}" + (" (requested)" if version is not None else " (the previous champion)")
+        plan = promotion.plan_move(name, "rollback", target, promotion.champion_now(name), why, history)
+        done = registry.record_move(name, airflow_run_id, plan)
+    applied = promotion.carry_out(name, airflow_run_id, done)
+    return {**applied, "mlflow_url": registry.version_url(name, applied["to"])}
 
 
-def _carry_out(settings, airflow_run_id: str, plan: dict, to: int, then=None) -> dict:
-    """Applies a recorded plan to move ``@champion`` from ``plan["from"]`` to ``to`` (with
-    ``plan["history"]``), runs ``then()`` and records the plan as ``applied``.
-
-    Plans are recorded before they are applied, so a retry after a crash half-way completes the
-    move (each step is idempotent). An applied plan is never applied again: a run cleared long
-    after, when someone may have moved the champion on or back, only returns its record. Nor is a
-    plan applied once ``@champion`` has left ``plan["from"]`` for another version meanwhile.
-    """
-    if plan.get("applied"):
-        return plan
-    current = registry.alias_version(settings.name, registry.CHAMPION)
-    now = current.version if current else None
-    if now not in (plan["from"], to):
-        log.warning("recorded move v%s -> v%s not applied: @champion is v%s now", plan["from"], to, now)
-        return plan
-    registry.set_champion(settings.name, to, plan["history"])
-    if then is not None:
-        then()
-    return registry.record_move(settings.name, airflow_run_id, {**plan, "applied": True})
-
-
-def guard_champion(settings, airflow_run_id: str) -> dict:
+def guard_champion(settings, airflow_run_id: str) -> GuardResult:
     """The automatic rollback: after each monitor run, checks whether ``@champion`` has trailed its
     shadow (the previous champion) on the live metric (see ``monitoring.degradation``).
 
     With ``monitoring.rollback: auto`` a degraded champion is rolled back to the shadow, the demoted
     version is tagged ``driftloop.demoted`` with the reason, and the verdicts that showed it are
     marked so they never count again; with ``manual`` the evidence is only reported. Once per
-    Airflow run, like any alias move.
+    Airflow run, like any alias move; a recorded rollback that ``@champion`` has since moved away
+    from is reported, not applied (``mode: stale``).
 
     Returns:
-        ``{"degraded", "rolled_back", "champion", "reason", "mlflow_url"}``; a degraded champion
-        also has ``evidence`` (the intervals behind it), which keys its alert.
+        A ``GuardResult``; a degraded champion also has ``evidence`` (the intervals behind it),
+        which keys its alert.
     """
-    planned = registry.recorded_move(settings.name, airflow_run_id)
+    name = settings.name
+    planned = registry.recorded_move(name, airflow_run_id)
     if planned is not None:  # a retry or a re-run: finish what was planned, if it still stands
         return _apply_rollback(settings, planned, airflow_run_id)
-    champion = registry.alias_version(settings.name, registry.CHAMPION)
+    champion = registry.alias_version(name, registry.CHAMPION)
     if champion is None:
-        return {"degraded": False, "rolled_back": False, "champion": None, "reason": "no champion", "mlflow_url": None}
+        return GuardResult(degraded=False, rolled_back=False, champion=None, reason="no champion", mlflow_url=None)
     mon = settings.monitoring
     verdicts = Storage.from_settings(settings).verdicts()
     evidence = degradation(verdicts, champion.version, mon.rollback_margin, mon.rollback_intervals, settings.promotion.min_rows)
     if evidence is None:
         reason = f"champion v{champion.version} does not trail a shadow in the last {mon.rollback_intervals} labelled intervals"
-        return {"degraded": False, "rolled_back": False, "champion": champion.version, "reason": reason, "mlflow_url": None}
-    held = {"degraded": True, "rolled_back": False, "champion": champion.version, "evidence": evidence["verdicts"], "mlflow_url": None}
+        return GuardResult(degraded=False, rolled_back=False, champion=champion.version, reason=reason, mlflow_url=None)
+    held = GuardResult(
+        degraded=True,
+        rolled_back=False,
+        champion=champion.version,
+        reason=evidence["reason"],
+        mlflow_url=None,
+        evidence=evidence["verdicts"],
+    )
     if mon.rollback == "manual":
         log.warning("%s; monitoring.rollback is manual: run the rollback DAG to act on it", evidence["reason"])
-        return {**held, "mode": "manual", "reason": evidence["reason"]}
-    target, history = registry.rollback_plan(settings.name, None)
+        return {**held, "mode": "manual"}
+    target, history = registry.rollback_plan(name, None)
     if target != evidence["shadow"]:
         # the champion history moved since the verdicts were written (a promote or a rollback in
         # another DAG): do nothing on stale evidence
         reason = f"{evidence['reason']}; not rolled back: @champion or its history changed meanwhile (previous champion now v{target})"
         log.warning(reason)
         return {**held, "mode": "stale", "reason": reason}
-    planned = registry.record_move(
-        settings.name,
-        airflow_run_id,
-        {
-            "degraded": True,
-            "rolled_back": True,
-            "from": champion.version,
-            "champion": target,
-            "history": history,
-            "verdicts": evidence["verdicts"],
-            "reason": evidence["reason"],
-        },
+    plan = promotion.plan_move(name, "rollback", target, champion.version, evidence["reason"], history)
+    plan["verdicts"] = evidence["verdicts"]
+    return _apply_rollback(settings, registry.record_move(name, airflow_run_id, plan), airflow_run_id)
+
+
+def _apply_rollback(settings, plan: MovePlan, airflow_run_id: str) -> GuardResult:
+    """Carries out a guard's recorded rollback; the result says ``rolled_back`` only once it is
+    applied (now or by an earlier attempt)."""
+    name = settings.name
+
+    def demote() -> None:
+        registry.client().set_model_version_tag(name, str(plan["from"]), "driftloop.demoted", plan["reason"])
+        mark_demoted(settings, plan["verdicts"], airflow_run_id)
+        log.warning("rolled back: %s", plan["reason"])
+
+    try:
+        applied = promotion.carry_out(name, airflow_run_id, plan, then=demote)
+    except ChampionMoved as err:  # someone moved @champion since the plan: their move stands
+        log.warning("%s", err)
+        now = promotion.champion_now(name)
+        return GuardResult(
+            degraded=True,
+            rolled_back=False,
+            champion=now,
+            reason=f"{plan['reason']}; not rolled back: {err}",
+            mlflow_url=None,
+            mode="stale",
+            evidence=plan["verdicts"],
+        )
+    return GuardResult(
+        degraded=True,
+        rolled_back=True,
+        champion=applied["to"],
+        reason=applied["reason"],
+        mlflow_url=registry.version_url(name, applied["to"]),
+        mode="auto",
+        evidence=applied["verdicts"],
+        **{"from": applied["from"]},
     )
-    return _apply_rollback(settings, planned, airflow_run_id)
-
-
-def _apply_rollback(settings, planned: dict, airflow_run_id: str) -> dict:
-    if planned.get("rolled_back"):
-
-        def demote() -> None:
-            registry.client().set_model_version_tag(settings.name, str(planned["from"]), "driftloop.demoted", planned["reason"])
-            mark_demoted(settings, planned["verdicts"], airflow_run_id)
-            log.warning("rolled back: %s", planned["reason"])
-
-        planned = _carry_out(settings, airflow_run_id, planned, planned["champion"], then=demote)
-    return {**planned, "mlflow_url": registry.version_url(settings.name, planned["champion"])}

@@ -9,12 +9,23 @@ data interval of a scheduled run, checked in that order.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 
-from include.storage import Window
+from include.errors import RunConfError
+from include.storage import Window, to_utc
 
 
-class NoWindow(ValueError):
-    """The run carries no window."""
+class NoWindow(RunConfError):
+    """The run carries no window, or one that cannot be read (a ``RunConfError``: retrying the
+    task cannot fix its conf)."""
+
+
+def _window(start, end, what: str) -> Window:
+    """``Window.parse``, with an unreadable or empty span reported as ``NoWindow``."""
+    try:
+        return Window.parse(start, end)
+    except ValueError as err:  # an unreadable timestamp, or end <= start
+        raise NoWindow(f"{what}: {err}") from None
 
 
 def interval_window(params: dict, extras: Iterable[dict] = (), interval: tuple | None = None) -> Window:
@@ -30,14 +41,14 @@ def interval_window(params: dict, extras: Iterable[dict] = (), interval: tuple |
         NoWindow: none of these gives a window of positive length.
     """
     if params.get("start") and params.get("end"):
-        return Window.parse(params["start"], params["end"])
+        return _window(params["start"], params["end"], "run conf start/end")
     if params.get("start") or params.get("end"):
         raise NoWindow("give both 'start' and 'end' in the run conf, or neither")
-    spans = [Window.parse(e["start"], e["end"]) for e in extras if e and e.get("start") and e.get("end")]
+    spans = [_window(e["start"], e["end"], "asset event") for e in extras if e and e.get("start") and e.get("end")]
     if spans:
         return Window(min(s.start for s in spans), max(s.end for s in spans))
     if interval and interval[0] is not None and interval[1] is not None and interval[1] > interval[0]:
-        return Window.parse(interval[0], interval[1])
+        return _window(interval[0], interval[1], "data interval")
     raise NoWindow('this run has no window: trigger it with conf {"start": ISO, "end": ISO}')
 
 
@@ -51,7 +62,7 @@ def interval_windows(params: dict, extras: Iterable[dict] = ()) -> list[Window]:
     """
     if params.get("start") or params.get("end"):
         return [interval_window(params)]
-    spans = {Window.parse(e["start"], e["end"]) for e in extras if e and e.get("start") and e.get("end")}
+    spans = {_window(e["start"], e["end"], "asset event") for e in extras if e and e.get("start") and e.get("end")}
     if not spans:
         raise NoWindow('this run has no window: trigger it with conf {"start": ISO, "end": ISO}')
     return sorted(spans, key=lambda w: (w.start, w.end))
@@ -62,5 +73,27 @@ def retrain_end(params: dict, scheduled_end, run_after) -> str:
     requested (a manual trigger without an end trains up to that moment)."""
     for candidate in (params.get("end"), scheduled_end, run_after):
         if candidate:
-            return Window.parse(candidate, "2999-01-01").start.isoformat()
+            try:
+                return to_utc(candidate).isoformat()
+            except ValueError as err:
+                raise NoWindow(f"run conf 'end': {err}") from None
     raise NoWindow('this run has no end: trigger it with conf {"end": ISO}')
+
+
+def retrain_window(params: dict, scheduled_end, run_after, default_length: timedelta) -> Window:
+    """The training window ``[end - length, end)`` of a retrain run: the end as ``retrain_end``
+    finds it, the length from the conf's ``window`` (e.g. ``90D``) or ``default_length``.
+
+    Raises:
+        NoWindow: no end, an unreadable end, or a ``window`` that is not a duration.
+    """
+    from include.config import parse_duration
+
+    end = to_utc(retrain_end(params, scheduled_end, run_after))
+    length = default_length
+    if params.get("window"):
+        try:
+            length = parse_duration(params["window"])
+        except ValueError as err:
+            raise NoWindow(f"run conf 'window': {err}") from None
+    return Window(end - length, end)

@@ -77,9 +77,11 @@ class AlertNotifier(BaseNotifier):
             # DataQualityError arrives as the cause of an AirflowFailException: fail_without_retry)
             files = getattr(error, "unplaced", None) or getattr(getattr(error, "__cause__", None), "unplaced", [])
             sent.append(alerts.unplaced(settings.name, ti.dag_id, ti.run_id, ti.task_id, files, ti.map_index))
+            late = getattr(error, "late", None) or getattr(getattr(error, "__cause__", None), "late", [])
+            sent.append(alerts.late(settings.name, ti.dag_id, ti.run_id, ti.task_id, late, ti.map_index))
         else:
             result = ti.xcom_pull(task_ids=ti.task_id, map_indexes=ti.map_index)
-            sent = [alerts.from_result(settings.name, ti.dag_id, ti.run_id, ti.task_id, result, ti.map_index)]
+            sent = alerts.result_alerts(settings.name, ti.dag_id, ti.run_id, ti.task_id, result, ti.map_index)
         sent = [a for a in sent if a is not None and a.kind in settings.alerts.on]
         if not sent:
             return

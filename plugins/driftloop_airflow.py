@@ -1,13 +1,16 @@
 """Airflow-side building blocks shared by the driftloop DAGs: assets, default task arguments,
-timetables from the config, and the translation of gate errors into non-retried failures.
+pools, timetables from the config, and the translation of driftloop's own errors into non-retried
+failures.
 
 Kept light: it imports only ``airflow.sdk``, ``pendulum`` and the alert notifier, so DAG files
-parse fast.
+parse fast. Run as a script (``python plugins/driftloop_airflow.py``, Airflow's metadata DB
+migrated), it creates the pools: the local services, the cluster and the compose init do.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from datetime import timedelta
 
 import pendulum
@@ -22,9 +25,14 @@ VERDICTS = Asset(name="driftloop_verdicts", uri="x-driftloop://verdicts")
 
 DEFAULT_ARGS = {
     "owner": "driftloop",
+    # faults (a storage or MLflow blip, a killed worker) are retried; bad data and broken configs
+    # are not (fail_without_retry)
     "retries": 2,
     "retry_delay": timedelta(seconds=30),
     "retry_exponential_backoff": True,
+    # a task that hangs (a stalled connection, a lock never released) fails and is retried rather
+    # than hold its pool slot for ever; tasks that do more (train) set their own
+    "execution_timeout": timedelta(minutes=30),
     # a task that failed for good (retries spent, or a gate/config error) sends a "failure" alert
     "on_failure_callback": AlertNotifier("failure"),
 }
@@ -33,6 +41,15 @@ DEFAULT_ARGS = {
 ALERT_ON_RESULT = AlertNotifier("result")
 
 TAGS = ["driftloop"]
+
+# One-slot pools: what must never run twice at once, whatever the DAG's max_active_runs (a
+# backfill has its own limit). Created by the local services, the cluster and the compose init.
+CURATED_POOL = "driftloop_curated"  # writes the landing manifest, the quarantine or the curated table
+REGISTRY_POOL = "driftloop_registry"  # moves an alias of the registered model
+POOLS = {
+    CURATED_POOL: "driftloop: one writer of the landing manifest and the curated table at a time",
+    REGISTRY_POOL: "driftloop: one move of @champion at a time",
+}
 
 
 def start_date(value: str) -> pendulum.DateTime:
@@ -51,20 +68,66 @@ def trigger_schedule(cron: str | None):
 
 @contextlib.contextmanager
 def fail_without_retry(*errors: type[BaseException]):
-    """Turns the named errors (bad data, a broken config) into ``AirflowFailException``: retrying
-    cannot fix them, and the message must reach the log and the UI as it is."""
+    """Turns driftloop's own errors (``include.errors.DriftloopError``: bad data, a broken config,
+    a registry in the wrong state) into ``AirflowFailException``: retrying cannot fix them, and the
+    message must reach the log and the UI as it is. Anything else (a network blip, a server
+    restart, a bug) propagates, and the task retries.
+
+    Args:
+        errors: narrower ``DriftloopError`` types, named for the reader; anything broader (a bare
+            ``ValueError`` would also stop retries of a library's transient errors) is refused.
+    """
     from airflow.sdk.exceptions import AirflowFailException
 
+    from include.errors import DriftloopError
+
+    broad = [e.__name__ for e in errors if not issubclass(e, DriftloopError)]
+    if broad:
+        raise TypeError(f"fail_without_retry takes driftloop's own error types only, not {', '.join(broad)}")
     try:
         yield
-    except errors as err:
+    except DriftloopError as err:
         raise AirflowFailException(str(err)) from err
 
 
-def settings():
-    """The full config, loaded inside a task (never at parse time). A broken config fails the
-    task at once: retrying cannot fix it."""
-    from include.config import ConfigError, load_settings
+def _mask_tracking_credentials() -> None:
+    """Registers the MLflow password (inside ``MLFLOW_TRACKING_URI``, or in
+    ``MLFLOW_TRACKING_PASSWORD``) with Airflow's secrets masker: a traceback or a library's log
+    line that prints the URI then shows ``***`` in the task log."""
+    from urllib.parse import urlsplit
 
-    with fail_without_retry(ConfigError):
-        return load_settings()
+    from airflow.sdk.log import mask_secret
+
+    for secret in (urlsplit(os.environ.get("MLFLOW_TRACKING_URI", "")).password, os.environ.get("MLFLOW_TRACKING_PASSWORD")):
+        if secret:
+            mask_secret(secret)
+
+
+def settings():
+    """The full config, loaded inside a task (never at parse time), with the MLflow client's HTTP
+    bounds applied from it before the task's first request. A broken config fails the task at
+    once: retrying cannot fix it."""
+    from include.config import load_settings
+    from include.registry import configure_mlflow
+
+    with fail_without_retry():
+        loaded = load_settings()
+    configure_mlflow(loaded.mlflow)
+    _mask_tracking_credentials()
+    return loaded
+
+
+def create_pools() -> list[str]:
+    """Creates the ``POOLS`` (one slot each), or resets them to one slot. Needs Airflow's metadata
+    DB migrated. Returns their names."""
+    from airflow.models.pool import Pool
+
+    for name, description in POOLS.items():
+        Pool.create_or_update_pool(name, 1, description, include_deferred=False)
+    return list(POOLS)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.stdout.write(f"pools: {', '.join(create_pools())}\n")

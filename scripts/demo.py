@@ -298,10 +298,12 @@ class Demo:
 
         s, e = week(BAD_WEEK)
         state, _ = self.ingest(s, e)
+        from include.quarantine import Quarantine
         from include.storage import Storage, Window
 
         storage = Storage.from_settings(self.settings)
-        report = storage.path("quarantine", Window(s, e).key, "report.md")
+        entries = [q for q in Quarantine(storage).entries() if q["id"].endswith(Window(s, e).key)]
+        report = storage.path("quarantine", entries[-1]["id"], "report.md") if entries else "(no quarantine entry)"
         self.table.append(Row(f"{s:%Y-%m-%d}..{e:%Y-%m-%d}", None, "QUARANTINED" if state == "failed" else state, note=f"report: {report}"))
         self.say(f"week {BAD_WEEK} (corrupted export): ingest {state}; quarantine report {report}")
 
@@ -351,7 +353,7 @@ Airflow   {self.svc.airflow_url}   user admin, password {self.svc.password()}
 MLflow    {self.svc.mlflow_url}   experiments '{self.settings.name}' and '{self.settings.name}-monitoring', model '{self.settings.name}'
 Reports   {store}/reports/drift_over_time.png   (drift share and live metric per week)
           {store}/reports/<interval>/drift.html  (Evidently)
-          {store}/quarantine/<interval>/report.md
+          {store}/quarantine/<NNNN>__<interval>/report.md
 Alerts    {store}/alerts/   (to also POST them to a webhook: AIRFLOW_CONN_DRIFTLOOP_ALERTS=https://...)
 Took {time.monotonic() - self.started:.0f} s. Services keep running; `make stop` stops them."""
         )
@@ -381,11 +383,15 @@ def main(argv: list[str] | None = None) -> Demo:
     storage = Path(settings.storage)
     if storage.exists() and not (storage / ".driftloop-demo").exists():
         raise SystemExit(f"{storage} exists and was not made by the demo; choose another storage in {args.config}")
-    for folder in (svc.airflow_home, svc.mlflow_home, storage):
+    landing = Path(settings.data.landing)
+    if landing.exists() and not (landing / ".driftloop-demo").exists():
+        raise SystemExit(f"{landing} exists and was not made by the demo; choose another data.landing in {args.config}")
+    for folder in (svc.airflow_home, svc.mlflow_home, storage, landing):
         if folder.exists():
             shutil.rmtree(folder)
-    storage.mkdir(parents=True)
-    (storage / ".driftloop-demo").write_text("made by scripts/demo.py; wiped by the next `make demo`\n")
+    for folder in (storage, landing):  # hidden marker: the landing zone skips hidden files
+        folder.mkdir(parents=True)
+        (folder / ".driftloop-demo").write_text("made by scripts/demo.py; wiped by the next `make demo`\n")
     demo.say(f"starting MLflow ({svc.mlflow_url}) and airflow standalone ({svc.airflow_url}); homes in {svc.home}")
     start(svc)
     try:

@@ -12,7 +12,10 @@ Postgres (docker-compose.yaml) has no such limit.
 
 Homes live inside the project (git-ignored): ``.services/mlflow/`` and ``.services/airflow/``,
 unless a ``--home`` is given (the e2e test uses a temporary one). The Airflow admin password is generated
-on first start and written to ``<home>/airflow/simple_auth_manager_passwords.json.generated``.
+on first start and written to ``<home>/airflow/simple_auth_manager_passwords.json.generated``, readable
+by its owner only. Both servers listen on 127.0.0.1 only: neither SimpleAuthManager nor an MLflow
+server without auth is fit for an open network. Before ``airflow standalone`` starts, the metadata DB
+is migrated and driftloop's pools are created (tasks in a missing pool are never scheduled).
 
     python scripts/services.py start [--home DIR] [--airflow-port 8080] [--mlflow-port 5500]
     python scripts/services.py stop  [--home DIR]
@@ -102,6 +105,8 @@ class Services:
             AIRFLOW__CORE__PARALLELISM="8",
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
             AIRFLOW__API__PORT=str(self.airflow_port),
+            # the api-server (UI, REST and execution API) listens on every interface by default
+            AIRFLOW__API__HOST="127.0.0.1",
             AIRFLOW__API__BASE_URL=self.airflow_url,
             AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{self.airflow_url}/execution/",
             AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
@@ -173,14 +178,37 @@ def start_mlflow(svc: Services) -> None:
     wait_http(f"{svc.mlflow_url}/health", 120, "MLflow", log)
 
 
+def write_private(path: Path, text: str) -> bool:
+    """Writes ``text`` to a new file that only its owner may read (mode 0600 from creation: a file
+    written first and narrowed after is readable by others in between). Returns False, writing
+    nothing, when the file exists."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    return True
+
+
+def prepare_airflow(svc: Services, log: Path) -> None:
+    """Migrates the metadata DB and creates driftloop's pools (``driftloop_airflow.POOLS``), which
+    ``airflow standalone`` would not: a task in a missing pool is never scheduled."""
+    env = svc.env()
+    with open(log, "ab") as out:
+        for cmd in ([str(VENV_BIN / "airflow"), "db", "migrate"], [sys.executable, str(ROOT / "plugins" / "driftloop_airflow.py")]):
+            done = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT, timeout=600)
+            if done.returncode != 0:
+                raise RuntimeError(f"{' '.join(cmd[-2:])} failed ({done.returncode}); see {log}")
+
+
 def start_airflow(svc: Services) -> None:
     svc.airflow_home.mkdir(parents=True, exist_ok=True)
     if not port_is_free(svc.airflow_port):
         raise RuntimeError(f"port {svc.airflow_port} is taken: stop what runs there or choose --airflow-port")
-    if not svc.password_file.exists():
-        svc.password_file.write_text(json.dumps({"admin": secrets.token_urlsafe(12)}))
-        svc.password_file.chmod(0o600)
+    write_private(svc.password_file, json.dumps({"admin": secrets.token_urlsafe(12)}))
     log = svc.airflow_home / "standalone.log"
+    prepare_airflow(svc, log)
     _spawn([str(VENV_BIN / "airflow"), "standalone"], svc.env(), log, svc.home / "airflow.pid")
     wait_http(f"{svc.airflow_url}/api/v2/monitor/health", 240, "Airflow", log)
 

@@ -33,8 +33,21 @@ def edges(dag):
 @pytest.mark.parametrize(
     ("dag_id", "expected"),
     [
-        ("ingest", {("window", "gate"), ("window", "publish"), ("gate", "publish")}),
-        ("monitor", {("window", "score"), ("score", "drift"), ("drift", "guard")}),
+        (
+            "ingest",
+            {
+                ("window", "gate"),
+                ("window", "publish"),
+                ("gate", "publish"),
+                ("gate", "late_windows"),
+                ("late_windows", "reingest_late"),
+                ("publish", "reingest_late"),
+            },
+        ),
+        (
+            "monitor",
+            {("window", "score"), ("score", "drift"), ("drift", "guard"), ("score", "intervals_failed"), ("drift", "intervals_failed")},
+        ),
         ("drift_watch", {("wait_for_drift", "trigger_retrain"), ("wait_for_drift", "mark_handled"), ("trigger_retrain", "mark_handled")}),
         (
             "retrain",
@@ -67,18 +80,62 @@ def test_tags_owner_retries_docs(bag):
         assert dag.doc_md and dag.dag_id in dag.doc_md
         for t in dag.tasks:
             assert t.owner == "driftloop"
-        retried = [t for t in dag.tasks if t.retries > 0]
-        assert retried or dag.dag_id == "rollback", dag.dag_id
 
 
-def test_gates_are_not_retried(bag):
-    # a bad batch does not get better by waiting: the gate fails once, loudly
-    assert bag.dags["ingest"].get_task("gate").retries == 0
-    assert bag.dags["retrain"].get_task("gate").retries == 0
+def test_every_task_retries_faults(bag):
+    """A storage or MLflow blip must not fail a window, a retrain or a rollback for good; bad data
+    and broken configs fail at once all the same (fail_without_retry turns driftloop's own errors
+    into AirflowFailException)."""
+    # monitor's intervals_failed does no work: it only turns the run red when an interval failed
+    reporters = {("monitor", "intervals_failed")}
+    for dag in bag.dags.values():
+        for t in dag.tasks:
+            if (dag.dag_id, t.task_id) not in reporters:
+                assert t.retries >= 1, (dag.dag_id, t.task_id)
+    assert bag.dags["monitor"].get_task("intervals_failed").on_failure_callback == []  # the failed task alerted already
+    assert bag.dags["ingest"].get_task("gate").retries >= 1
+    assert bag.dags["retrain"].get_task("gate").retries >= 1
+    assert bag.dags["rollback"].get_task("move_champion").retries >= 1
+
+
+def test_every_task_has_an_execution_timeout(bag):
+    from datetime import timedelta
+
+    for dag in bag.dags.values():
+        for t in dag.tasks:
+            assert t.execution_timeout is not None and t.execution_timeout > timedelta(0), (dag.dag_id, t.task_id)
+    default = bag.dags["retrain"].get_task("gate").execution_timeout
+    assert bag.dags["retrain"].get_task("train").execution_timeout > default  # a fit takes longer
+
+
+def test_approval_waits_a_bounded_time_then_rejects(bag):
+    from datetime import timedelta
+
+    approval = bag.dags["retrain"].get_task("approval")
+    assert type(approval).__name__ == "PromotionApproval"  # reads promotion.approval_timeout when it runs
+    assert approval.defaults == ["Reject"]
+    assert approval.response_timeout == timedelta(hours=24)  # the config's default, until the task runs
+
+
+# tasks that move an alias of the registered model (or write drift_watch's trigger state)
+REGISTRY_TASKS = {("retrain", "promote"), ("monitor", "guard"), ("rollback", "move_champion"), ("drift_watch", "mark_handled")}
+
+
+def test_pools_are_declared_and_alias_moves_share_the_registry_pool(bag):
+    from driftloop_airflow import CURATED_POOL, POOLS, REGISTRY_POOL
+
+    assert set(POOLS) == {CURATED_POOL, REGISTRY_POOL}
+    pooled = {(dag.dag_id, t.task_id): t.pool for dag in bag.dags.values() for t in dag.tasks if t.pool != "default_pool"}
+    assert set(pooled.values()) <= set(POOLS), pooled
+    for key in REGISTRY_TASKS:
+        assert pooled.get(key) == REGISTRY_POOL, key
+    for key, pool in pooled.items():
+        assert pool != REGISTRY_POOL or key in REGISTRY_TASKS, key
+    # one slot each (as created): see test_pools_are_created_with_one_slot in tests/integration
 
 
 def test_run_conf_params(bag):
-    assert set(bag.dags["ingest"].params) == {"start", "end"}
+    assert set(bag.dags["ingest"].params) == {"start", "end", "force", "accept", "reason"}
     assert set(bag.dags["monitor"].params) == {"start", "end"}
     assert set(bag.dags["retrain"].params) == {"end", "window", "reason"}
     assert set(bag.dags["rollback"].params) == {"version"}

@@ -3,13 +3,9 @@ real MLflow server, asset-triggered monitor runs, the DriftSensor starting a ret
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
@@ -22,10 +18,8 @@ def demo(tmp_path_factory):
     from tests.conftest import write_config
 
     folder = tmp_path_factory.mktemp("e2e")
+    # storage and landing apart, as the config requires; the demo makes (and wipes) both
     config = write_config(folder, name="car_loans_e2e")
-    # the demo plays its landing zone inside its storage (it wipes what it made, nothing else)
-    text = config.read_text().replace(str(folder / "landing"), str(folder / "store" / "landing"))
-    config.write_text(text)
     home = folder / "services"
     ports = [free_port(), free_port()]
     try:
@@ -80,7 +74,9 @@ def test_corrupted_batch_was_quarantined(demo):
     from include.storage import Storage
 
     storage = Storage.from_settings(demo.settings)
-    report = Path(storage.path("quarantine", "20260309T000000Z__20260316T000000Z", "report.md")).read_text()
+    entry = Path(storage.path("quarantine", "0001__20260309T000000Z__20260316T000000Z"))
+    report = (entry / "report.md").read_text()
+    assert '"state": "open"' in (entry / "entry.json").read_text()
     assert "| car_value | expect_column_values_to_be_between | profile | FAILED |" in report
     assert not storage.read_curated(__import__("include.storage", fromlist=["Window"]).Window.parse("2026-03-09", "2026-03-16")).shape[0]
     assert demo.table[-1].gate == "QUARANTINED"

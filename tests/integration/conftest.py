@@ -61,9 +61,13 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 
 
 @pytest.fixture(scope="session")
 def airflow_db() -> None:
-    """The Airflow metadata DB of this session's AIRFLOW_HOME, migrated once."""
+    """The Airflow metadata DB of this session's AIRFLOW_HOME, migrated once, with driftloop's
+    pools (as the local services and the compose init create them)."""
     out = subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=os.environ.copy(), capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, f"airflow db migrate failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    from driftloop_airflow import create_pools
+
+    create_pools()
 
 
 @pytest.fixture(scope="session")

@@ -69,7 +69,7 @@ def first_week(project):
 def test_good_window_is_curated_exactly(project, stream_4w, first_week):
     assert first_week.state == "success"
     states = task_states(first_week)
-    assert states == {"window": "success", "gate": "success", "publish": "success"}
+    assert states == {"window": "success", "gate": "success", "publish": "success", "late_windows": "success", "reingest_late": "skipped"}
 
     expected = _rows(stream_4w, week(0))
     curated = _curated(project, week(0))
@@ -91,14 +91,24 @@ def test_rerun_of_the_same_window_does_not_duplicate(project, stream_4w, first_w
     assert _digest(project.landing) == project.landed
 
 
+def _entries(project, span) -> list[dict]:
+    """The quarantine entries of a window, oldest first."""
+    from include.quarantine import Quarantine
+
+    return [e for e in Quarantine(project.storage).entries() if e["id"].endswith(_window_key(span))]
+
+
 def _rejected(project, span):
-    """Ingests a window the gate must reject; returns its quarantine folder and report."""
+    """Ingests a window the gate must reject; returns its new quarantine folder and report."""
+    before = len(_entries(project, span))
     dr = project.ingest(*span)
     assert dr.state == "failed"
     states = task_states(dr)
     assert states["gate"] == "failed"
     assert states["publish"] == "upstream_failed"
-    folder = project.folder / "store" / "quarantine" / _window_key(span)
+    entries = _entries(project, span)
+    assert len(entries) == before + 1 and entries[-1]["state"] == "open"  # a new entry, none overwritten
+    folder = project.folder / "store" / "quarantine" / entries[-1]["id"]
     return folder, (folder / "report.md").read_text()
 
 
@@ -107,7 +117,7 @@ def test_duplicate_ids_fail_the_gate_before_any_champion(project, first_week):
     assert "expect_column_values_to_be_unique" in report
     assert "| id |" in report
     assert "none (no champion yet)" in report
-    assert (folder / "batch.parquet").exists() and (folder / "report.json").exists()
+    assert list((folder / "rows").glob("*.parquet")) and (folder / "report.json").exists()
     assert _curated(project, week(2)).empty
 
 
@@ -125,7 +135,7 @@ def test_corrupt_batch_fails_on_the_champions_learned_range(project, champion):
     failed = [line for line in report.splitlines() if "FAILED" in line and line.startswith("|")]
     assert any("| car_value |" in line and "expect_column_values_to_be_between" in line for line in failed), report
     assert "learned tolerances from the champion's training window: none" not in report
-    quarantined = pd.read_parquet(folder / "batch.parquet")
+    quarantined = pd.concat([pd.read_parquet(p) for p in (folder / "rows").glob("*.parquet")])
     assert (quarantined["car_value"] < 0).any()
     assert _curated(project, week(3)).empty
     assert _digest(project.landing) == project.landed  # a bad batch is kept, never moved or deleted
@@ -147,21 +157,22 @@ def test_a_quarantined_batch_sends_one_failure_alert_naming_the_column(project, 
 
 def test_fixed_landing_data_passes_and_resolves_the_quarantine(project, stream_4w, champion):
     """The upstream re-delivers week 2 without the duplicates: the re-run passes the (now learned)
-    gate, curates each row once and moves the window's quarantine entry to quarantine/resolved/."""
+    gate, curates each row once and closes the window's quarantine entry (kept where it was)."""
     project.land(_rows(stream_4w, week(2)))
     dr = project.ingest(*week(2))
     assert dr.state == "success", task_states(dr)
     curated = _curated(project, week(2))
     assert len(curated) == len(_rows(stream_4w, week(2)))
     assert curated["id"].is_unique
-    quarantine = project.folder / "store" / "quarantine"
-    assert not (quarantine / _window_key(week(2))).exists()
+    entries = _entries(project, week(2))
+    assert [e["state"] for e in entries] == ["resolved"] and entries[0]["history"][-1]["run_id"] == dr.run_id
     # the old report is kept, not deleted
-    assert (quarantine / "resolved" / f"{_window_key(week(2))}__1" / "report.md").exists()
+    assert (project.folder / "store" / "quarantine" / entries[0]["id"] / "report.md").exists()
 
 
 def test_rerun_replaces_a_window_that_does_not_start_at_midnight(project_factory, stream_4w):
-    """A re-run replaces what the window held: rows withdrawn upstream leave curated storage too."""
+    """A re-run replaces what the window held: rows withdrawn upstream leave curated storage too,
+    once confirmed with {"force": true} (half the window's rows going is refused by default)."""
     from datetime import timedelta
 
     project = project_factory("midday")
@@ -173,7 +184,9 @@ def test_rerun_replaces_a_window_that_does_not_start_at_midnight(project_factory
     # the upstream re-delivers day 2 without its morning rows (those inside the window)
     day2 = rows_in(stream_4w, START + timedelta(days=1), START + timedelta(days=2))
     project.land(day2[day2["timestamp"] >= pd.Timestamp(span[1], tz="UTC")])
-    assert project.ingest(*span).state == "success"
+    assert project.ingest(*span).state == "failed"
+    assert len(_curated(project, span)) == len(rows_in(stream_4w, *span))  # refused: nothing changed
+    assert project.run("ingest", {"start": span[0].isoformat(), "end": span[1].isoformat(), "force": True}).state == "success"
     expected = rows_in(stream_4w, span[0], START + timedelta(days=1))
     assert sorted(_curated(project, span)["id"]) == sorted(expected["id"])
 

@@ -123,3 +123,16 @@ def test_a_degraded_champion_is_told_once_per_piece_of_evidence(hook, storage):
     assert len(hook.received) == 3
     # a run-scoped alert keeps its per-run key
     assert alerts.from_result("m", "retrain", "r", "promote", PROMOTED).key == "retrain__r__promote__promotion"
+
+
+def test_an_alert_never_carries_tracking_credentials(tmp_path):
+    """A failure whose message names the tracking URI (MLflow names the URL it could not reach)."""
+    from include import alerts
+    from include.storage import Storage
+
+    error = "MlflowException: API request to http://alice:s3cr3t@mlflow:5000/api/2.0/mlflow/runs/get failed"
+    alert = alerts.failure("m", "retrain", "r1", "train", error, "http://alice:s3cr3t@mlflow:5000/#/x")
+    payload = alert.payload()
+    assert "s3cr3t" not in str(payload) and "http://mlflow:5000/api/2.0" in payload["text"]
+    record = alerts.deliver(alert, Storage(str(tmp_path / "store"), str(tmp_path / "landing"), "timestamp"), None)
+    assert "s3cr3t" not in str(record)

@@ -125,3 +125,56 @@ def test_dag_settings_name_bad_keys(tmp_path):
     path.write_text(MINIMAL + "schedule:\n  ingest: 5\n  when: never\n")
     with pytest.raises(ConfigError, match=r"schedule\.when: unknown key"):
         load_dag_settings(path)
+
+
+def with_locations(storage: str, landing: str, labels: str | None = None) -> dict:
+    raw = __import__("yaml").safe_load(MINIMAL)
+    raw["storage"] = storage
+    raw["data"].update(landing=landing, labels=labels)
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("storage", "landing", "labels", "message"),
+    [
+        ("/data/landing/store", "/data/landing", None, r"`storage` \(/data/landing/store\) is inside `data\.landing` \(/data/landing\)"),
+        ("/data/landing", "/data/landing/", None, r"`storage` \(/data/landing\) is the same location as `data\.landing`"),
+        ("/data/store", "/data/store/landing", None, r"`data\.landing` \(/data/store/landing\) is inside `storage` \(/data/store\)"),
+        ("/data/store", "/data/landing", "/data/store/labels", r"`data\.labels` \(/data/store/labels\) is inside `storage`"),
+        ("/data/labels/store", "/data/landing", "/data/labels", r"`storage` \(/data/labels/store\) is inside `data\.labels`"),
+        ("/data/store", "/data/landing", "/data/landing/labels", r"`data\.labels` \(/data/landing/labels\) is inside `data\.landing`"),
+        ("/data/x/../landing/s", "/data/landing", None, r"`storage` \(/data/x/\.\./landing/s\) is inside `data\.landing`"),
+        ("s3://lake/landing/store", "s3://lake/landing", None, r"`storage` \(s3://lake/landing/store\) is inside `data\.landing`"),
+        ("s3a://lake/landing/store", "s3://lake/landing/", None, r"is inside `data\.landing`"),
+        ("driftloop/store", "driftloop", None, r"`storage` \(driftloop/store\) is inside `data\.landing` \(driftloop\)"),
+    ],
+)
+def test_storage_and_input_folders_must_not_nest(tmp_path, storage, landing, labels, message):
+    with pytest.raises(ConfigError, match=message):
+        settings_from_dict(with_locations(storage, landing, labels), tmp_path, "test.yaml")
+
+
+@pytest.mark.parametrize(
+    ("storage", "landing", "labels"),
+    [
+        ("/data/landing2", "/data/landing", None),  # a common prefix of characters is not a folder inside another
+        ("/data/landing", "/data/landing2", "/data/landing-labels"),
+        ("s3://other/landing/store", "s3://lake/landing", None),  # another bucket
+        ("memory://lake/landing/store", "s3://lake/landing", None),  # another store
+        ("/data/store", "/data/landing", "/data/labels"),
+    ],
+)
+def test_side_by_side_locations_are_accepted(tmp_path, storage, landing, labels):
+    s = settings_from_dict(with_locations(storage, landing, labels), tmp_path, "test.yaml")
+    assert (s.storage, s.data.landing, s.data.labels) == (storage, landing, labels)
+
+
+def test_relative_and_absolute_locations_compare_once_anchored(tmp_path):
+    """With the config file's folder as the validation context's base, a relative path is compared
+    with an absolute one; without it, only relative paths are compared with each other."""
+    from include.config import Settings
+
+    raw = with_locations(str(tmp_path / "landing" / "store"), "landing")
+    with pytest.raises(ValueError, match=r"`storage` \(.*/landing/store\) is inside `data\.landing` \(landing\)"):
+        Settings.model_validate(raw, context={"base": tmp_path})
+    assert Settings.model_validate(raw).storage == raw["storage"]

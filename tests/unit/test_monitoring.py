@@ -1,9 +1,12 @@
 from datetime import timedelta
+from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from include import charts, monitoring
+from include import charts, drift, labels, monitoring
+from include.curated import Commit
 from include.storage import Storage
 
 
@@ -24,8 +27,14 @@ WEEKS = [f"2026-0{m}-{d:02d}T00:00:00+00:00" for m, d in ((1, 5), (1, 12), (1, 1
 
 def test_drift_decision_uses_the_share():
     cols = {"a": {"drifted": True}, "b": {"drifted": False}, "c": {"drifted": True}, "d": {"drifted": False}}
-    assert monitoring.drift_decision(cols, 0.5) == {"drift": True, "drift_share": 0.5, "drifted_columns": 2, "drifted": ["a", "c"]}
-    assert monitoring.drift_decision(cols, 0.75)["drift"] is False
+    assert drift.drift_decision(cols, 0.5) == {
+        "drift": True,
+        "drift_share": 0.5,
+        "drifted_columns": 2,
+        "drifted": ["a", "c"],
+        "column_issues": {},
+    }
+    assert drift.drift_decision(cols, 0.75)["drift"] is False
 
 
 @pytest.mark.parametrize(
@@ -96,11 +105,11 @@ def test_evidently_sees_the_simulated_drift(stream, settings):
     before = stream[stream.timestamp < "2026-01-26"]
     same = stream[(stream.timestamp >= "2026-01-26") & (stream.timestamp < "2026-02-02")]
     after = stream[stream.timestamp >= "2026-02-02"]
-    stable, html = monitoring.evidently_drift(before, same, settings.data, 0.5)
-    drifted, _ = monitoring.evidently_drift(before, after, settings.data, 0.5)
+    stable, html = drift.evidently_drift(before, same, settings.data, 0.5)
+    drifted, _ = drift.evidently_drift(before, after, settings.data, 0.5)
     assert set(stable) == set(settings.data.features)
-    assert monitoring.drift_decision(stable, 0.5)["drift"] is False
-    decision = monitoring.drift_decision(drifted, 0.5)
+    assert drift.drift_decision(stable, 0.5)["drift"] is False
+    decision = drift.drift_decision(drifted, 0.5)
     assert decision["drift"] is True and {"car_value", "debt_to_income_ratio"} <= set(decision["drifted"])
     assert "<html" in html.lower()
 
@@ -111,12 +120,11 @@ def test_labels_arriving_later_fill_the_target(tmp_path, settings, stream):
     batch = stream.head(10).copy()
     batch[["id", "repaid"]].iloc[:6].to_csv(labels_dir / "l.csv", index=False)
     data = settings.data.model_copy(update={"labels": str(labels_dir)})
-    storage = Storage(settings.storage, settings.data.landing, "timestamp", str(labels_dir))
     unlabelled = batch.drop(columns=["repaid"])
-    filled = monitoring.with_labels(unlabelled, storage, data)
+    filled = labels.with_labels(unlabelled, data, "classification")
     assert filled.repaid.notna().sum() == 6 and list(filled.id) == list(batch.id)
     partly = batch.assign(repaid=[None] * 3 + list(batch.repaid.iloc[3:]))
-    merged = monitoring.with_labels(partly, storage, data)
+    merged = labels.with_labels(partly, data, "classification")
     assert merged.repaid.tolist() == batch.repaid.tolist()
 
 
@@ -132,10 +140,13 @@ def test_charts_are_png():
     assert charts.drift_chart([], 0.5, "m") is None
 
 
-def test_frames_not_changed_by_with_labels(settings, stream):
-    frame = stream.head(5)
+def test_frames_not_changed_by_with_labels(settings, stream, tmp_path):
+    frame = stream.head(5).assign(repaid=[None, 1, None, 0, None])
+    (tmp_path / "labels").mkdir()
+    pd.DataFrame({"id": frame.id, "repaid": [1, 1, 0, 0, 1]}).to_csv(tmp_path / "labels" / "a.csv", index=False)
     copy = frame.copy()
-    monitoring.with_labels(frame, Storage.from_settings(settings), settings.data)
+    filled = labels.with_labels(frame, settings.data.model_copy(update={"labels": str(tmp_path / "labels")}), "classification")
+    assert filled.repaid.tolist() == [1, 1, 0, 0, 1]
     pd.testing.assert_frame_equal(frame, copy)
 
 
@@ -191,7 +202,7 @@ def test_the_reference_can_be_the_last_part_of_the_champions_window(settings, st
     assert monitoring.reference_window(champion, timedelta(days=60)) == Window.parse("2026-01-19", "2026-02-16")
 
     storage = Storage.from_settings(settings)
-    storage.write_curated(stream, Window(datetime(2026, 1, 5), datetime(2026, 2, 16)), "id")
+    storage.curated().replace(stream, Window(datetime(2026, 1, 5), datetime(2026, 2, 16)), Commit("publish"))
     current = stream[stream.timestamp >= "2026-02-09"]
     for length, drifted in ((None, True), (timedelta(days=14), False)):
         config = settings.model_copy(update={"monitoring": settings.monitoring.model_copy(update={"reference": length})})
@@ -200,8 +211,8 @@ def test_the_reference_can_be_the_last_part_of_the_champions_window(settings, st
         assert reference.timestamp.min() >= pd.Timestamp(start, tz="UTC") and reference.timestamp.max() < pd.Timestamp(
             "2026-02-16", tz="UTC"
         )
-        columns, _ = monitoring.evidently_drift(reference, current, settings.data, 0.5)
-        assert monitoring.drift_decision(columns, 0.5)["drift"] is drifted, length
+        columns, _ = drift.evidently_drift(reference, current, settings.data, 0.5)
+        assert drift.drift_decision(columns, 0.5)["drift"] is drifted, length
 
 
 def test_degradation_passes_over_intervals_whose_labels_have_not_arrived():
@@ -217,3 +228,159 @@ def test_degradation_needs_enough_labelled_rows_and_this_champions_reign():
     # v2 champion, then v1, then v2 again: the first reign's verdicts do not count for the second
     reigns = [scored(0, 0.5, 0.8), scored(1, 0.7, None, version=1, shadow=None), scored(2, 0.5, 0.8)]
     assert monitoring.degradation(reigns, 2, 0.02, 2) is None
+
+
+# -- monitoring that degrades gracefully: columns Evidently cannot compare ----------------------
+
+
+def small_frames(rows=150, seed=0):
+    """A reference and a current frame from the same world: numeric a, b and categorical c, d."""
+    rng = np.random.default_rng(seed)
+
+    def frame():
+        return pd.DataFrame(
+            {
+                "a": rng.normal(10, 2, rows),
+                "b": rng.normal(0, 1, rows),
+                "c": rng.choice(["x", "y", "z"], rows),
+                "d": rng.choice(["p", "q"], rows),
+            }
+        )
+
+    return frame(), frame()
+
+
+DATA = SimpleNamespace(numeric=["a", "b"], categorical=["c", "d"], features=["a", "b", "c", "d"])
+
+
+def test_an_all_null_current_column_is_reported_as_drifted_not_a_crash():
+    """Before: Evidently raised "An empty column 'a' was provided for drift calculation"."""
+    reference, current = small_frames()
+    current["a"] = np.nan
+    current["c"] = None
+    columns, html = drift.evidently_drift(reference, current, DATA, 0.5)
+    for col in ("a", "c"):
+        assert columns[col]["status"] == "all_null" and columns[col]["drifted"] is True and columns[col]["score"] is None
+        assert f"0 of {len(current)} current rows" in columns[col]["note"]
+    assert columns["b"]["status"] == "ok" and columns["b"]["drifted"] is False and columns["b"]["method"]
+    decision = drift.drift_decision(columns, 0.5)
+    assert decision["drifted"] == ["a", "c"] and decision["drift_share"] == 0.5 and decision["drift"] is True
+    assert decision["column_issues"] == {"a": "all_null", "c": "all_null"}
+    assert "<html" in html.lower()
+
+
+@pytest.mark.parametrize(
+    ("edit", "column", "status", "drifted"),
+    [
+        (lambda ref, cur: ref.__setitem__("b", np.nan), "b", "all_null_in_reference", True),
+        (lambda ref, cur: (ref.__setitem__("b", np.nan), cur.__setitem__("b", np.nan)), "b", "empty", False),
+        (lambda ref, cur: cur.drop(columns=["d"], inplace=True), "d", "missing_in_current", True),
+        (lambda ref, cur: ref.drop(columns=["d"], inplace=True), "d", "missing_in_reference", None),
+        (lambda ref, cur: cur.__setitem__("a", 7.0), "a", "constant", True),
+        (lambda ref, cur: (ref.__setitem__("a", 7.0), cur.__setitem__("a", 7.0)), "a", "constant", False),
+        (lambda ref, cur: cur.__setitem__("c", "x"), "c", "constant", True),
+    ],
+)
+def test_columns_evidently_cannot_compare_have_a_status_and_a_defined_drift(edit, column, status, drifted):
+    reference, current = small_frames()
+    edit(reference, current)
+    columns, _ = drift.evidently_drift(reference, current, DATA, 0.5)
+    assert set(columns) == set(DATA.features)
+    assert columns[column]["status"] == status and columns[column]["drifted"] is drifted
+    others = {c: r for c, r in columns.items() if c != column}
+    assert all(r["status"] == "ok" and r["drifted"] is False for r in others.values())
+    decision = drift.drift_decision(columns, 0.5)
+    assert decision["column_issues"] == {column: status}
+    judged = 3 if drifted is None else 4  # a column that cannot be judged is left out of the share
+    assert decision["drift_share"] == pytest.approx((1 if drifted else 0) / judged)
+
+
+def test_no_comparable_column_gives_a_verdict_and_a_page_without_evidently():
+    reference, current = small_frames()
+    current[DATA.features] = np.nan
+    columns, html = drift.evidently_drift(reference, current, DATA, 0.5)
+    assert {r["status"] for r in columns.values()} == {"all_null"}
+    assert drift.drift_decision(columns, 0.5)["drift"] is True
+    assert "No feature column could be compared" in html and "all_null" in html
+    reference = reference.drop(columns=DATA.features)
+    columns, _ = drift.evidently_drift(reference, current, DATA, 0.5)
+    decision = drift.drift_decision(columns, 0.5)
+    assert decision["drift"] is False and decision["drift_share"] == 0.0 and len(decision["column_issues"]) == 4
+
+
+def test_a_column_without_a_score_is_left_out_of_the_share():
+    cols = {"a": {"drifted": True, "status": "ok"}, "b": {"drifted": None, "status": "no_score"}}
+    assert drift.drift_decision(cols, 1.0) == {
+        "drift": True,
+        "drift_share": 1.0,
+        "drifted_columns": 1,
+        "drifted": ["a"],
+        "column_issues": {"b": "no_score"},
+    }
+
+
+def nullable(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
+    out = frame.copy()
+    for col in numeric:
+        whole = out[col].dropna().mod(1).eq(0).all()
+        out[col] = out[col].astype("Int64" if whole else "Float64")
+    for col in categorical:
+        out[col] = out[col].astype("string")
+    return out
+
+
+def test_nullable_dtypes_go_through_the_drift_check():
+    """Before: Evidently 0.7.23 raised AttributeError on Float64/Int64 columns without a missing
+    value, and TypeError on booleans."""
+    reference, current = small_frames()
+    reference["b"], current["b"] = reference.b.round(), current.b.round() + 3
+    plain, _ = drift.evidently_drift(reference, current, DATA, 0.5)
+    columns, _ = drift.evidently_drift(
+        nullable(reference, ["a", "b"], DATA.categorical), nullable(current, ["a", "b"], DATA.categorical), DATA, 0.5
+    )
+    assert {c: (r["status"], r["drifted"]) for c, r in columns.items()} == {c: (r["status"], r["drifted"]) for c, r in plain.items()}
+    assert columns["b"]["drifted"] is True and columns["b"]["score"] == pytest.approx(plain["b"]["score"])
+    flags = SimpleNamespace(numeric=["a", "f"], categorical=["c"], features=["a", "f", "c"])
+    rng = np.random.default_rng(1)
+    reference["f"] = pd.array(rng.random(len(reference)) < 0.5, dtype="boolean")
+    current["f"] = pd.array(rng.random(len(current)) < 0.5, dtype="boolean")
+    current.loc[:3, "f"] = pd.NA
+    columns, _ = drift.evidently_drift(reference, current, flags, 0.5)
+    assert columns["f"]["status"] == "ok" and columns["f"]["drifted"] is False
+
+
+def test_nullable_dtypes_go_through_the_live_metric(settings, stream):
+    """Before: scikit-learn refused pd.NA in a Float64 feature ("uses pandas.NA to represent null
+    values") and in a string column's encoder."""
+    from include.training import build_pipeline
+
+    data = settings.data
+    train, rows = stream.iloc[:1500], stream.iloc[1500:2100].reset_index(drop=True)
+    model = build_pipeline("classification", data.numeric, data.categorical, {"max_iter": 20}).fit(train[data.features], train[data.target])
+    rows.loc[:4, "car_value"] = np.nan
+    rows.loc[5:9, "region"] = None
+    expected = monitoring.live_metric(model, rows, settings)
+    odd = nullable(rows, data.numeric, data.categorical)
+    odd[data.target] = odd[data.target].astype("Int64")
+    assert odd.car_value.isna().sum() == 5 and odd.region.isna().sum() == 5
+    assert monitoring.live_metric(model, odd, settings) == pytest.approx(expected)
+    odd[data.target] = odd[data.target].astype("boolean")
+    before = odd.copy()
+    assert monitoring.live_metric(model, odd, settings) == pytest.approx(expected)
+    pd.testing.assert_frame_equal(odd, before)  # the input is not changed
+    plain = drift.plain_features(odd, data.numeric, data.categorical)
+    assert (plain[data.numeric].dtypes == "float64").all() and (plain[data.categorical].dtypes == "object").all()
+
+
+def test_a_label_that_is_no_class_stops_the_live_metric(settings, stream):
+    from include.labels import LabelsError
+    from include.training import build_pipeline
+
+    data = settings.data
+    model = build_pipeline("classification", data.numeric, data.categorical, {"max_iter": 5}).fit(
+        stream[data.features], stream[data.target]
+    )
+    rows = stream.iloc[:20].astype({data.target: object})
+    rows.loc[3, data.target] = "yes"
+    with pytest.raises(LabelsError, match=r"the interval's labelled rows: column 'repaid': rule label_is_class: 1 of 20"):
+        monitoring.live_metric(model, rows, settings)

@@ -57,3 +57,10 @@ def test_first_challenger_wins_without_champion(stream, settings, models):
     _, new = models
     result = promotion.compare(settings, stream[stream.timestamp >= "2026-02-09"], new, None, None)
     assert result["better"] and result["champion_score"] is None
+
+
+def test_promotion_errors_are_driftloop_errors_that_fail_without_retry():
+    from include.errors import DriftloopError, RegistryError
+
+    assert issubclass(promotion.PromotionRejected, DriftloopError)
+    assert issubclass(promotion.ChampionMoved, RegistryError)

@@ -105,3 +105,36 @@ def test_missing_timestamps_are_named(settings, week2):
     frame.loc[:2, "timestamp"] = pd.NaT
     msg = str(fail(settings, frame, WEEK2))
     assert "column 'timestamp': expect_column_values_to_not_be_null" in msg and "3 of" in msg
+
+
+def test_a_learned_rule_set_to_warn_lets_the_batch_pass_with_its_findings(settings, week2, learned):
+    bad = corrupt(week2)  # negative car values (range) and missing debt-to-income ratios (null_rate)
+    warned = settings.quality.model_copy(update={"severity": {"range": "warn"}})
+    with pytest.raises(quality.DataQualityError) as info:  # null_rate still blocks
+        quality.validate(bad, settings.data, WEEK2, learned, warned, "ingest")
+    assert "debt_to_income_ratio" in str(info.value) and "car_value" not in str(info.value)
+    both = settings.quality.model_copy(update={"severity": {"range": "warn", "null_rate": "warn"}})
+    report = quality.validate(bad, settings.data, WEEK2, learned, both, "ingest")
+    assert report["failed"] == 0
+    assert len(report["warnings"]) == 2 and any("car_value" in w and "expect_column_values_to_be_between" in w for w in report["warnings"])
+    assert "| car_value | expect_column_values_to_be_between | profile | warning |" in quality.report_markdown(report)
+
+
+def test_config_rules_always_block_whatever_the_severities(settings, week2, learned):
+    every = settings.quality.model_copy(update={"severity": dict.fromkeys(["row_count", "null_rate", "range", "categories"], "warn")})
+    doubled = pd.concat([week2, week2.head(3)], ignore_index=True)
+    assert "expect_column_values_to_be_unique" in str(fail(settings.model_copy(update={"quality": every}), doubled, WEEK2, learned))
+
+
+def test_event_times_beyond_the_clock_skew_break_a_named_rule(settings, week2):
+    now = pd.Timestamp("2026-01-15T00:00Z")  # the run happens mid-week: later rows are from the future
+    err = fail(settings, week2, WEEK2, None, now=now.to_pydatetime())
+    assert "column 'timestamp' [max_clock_skew]: expect_column_values_to_be_between" in str(err)
+    late_enough = (pd.Timestamp("2026-01-19T00:00Z")).to_pydatetime()
+    assert quality.validate(week2, settings.data, WEEK2, None, settings.quality, "ingest", now=late_enough)["failed"] == 0
+
+
+def test_nullable_numbers_pass_the_type_check(settings, week2):
+    nullable = week2.astype({"age": "Int64", "car_value": "Float64"})
+    nullable.loc[nullable.index[:3], "age"] = pd.NA
+    assert quality.validate(nullable, settings.data, WEEK2, None, settings.quality, "ingest")["failed"] == 0

@@ -16,3 +16,101 @@ def test_mlflow_notes_on_stderr_go_to_the_log_at_info(caplog):
         "mlflow: no newline at the end",
     ]
     assert all(r.levelno == logging.INFO for r in caplog.records)
+
+
+import pytest  # noqa: E402
+
+SECRET_URI = "http://alice:s3cr3t@mlflow.internal:5000"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (SECRET_URI, "http://mlflow.internal:5000"),
+        ("https://bob@mlflow.example/x?y=1", "https://mlflow.example/x?y=1"),
+        ("http://127.0.0.1:5000/#/models/m", "http://127.0.0.1:5000/#/models/m"),  # nothing to strip
+        (
+            f"API request to {SECRET_URI}/api/2.0/mlflow/runs/get failed; also s3://key:secret@bucket/x",
+            "API request to http://mlflow.internal:5000/api/2.0/mlflow/runs/get failed; also s3://bucket/x",
+        ),
+        ("user@example.com is not a URL", "user@example.com is not a URL"),
+    ],
+)
+def test_strip_userinfo(text, expected):
+    from include.registry import strip_userinfo
+
+    assert strip_userinfo(text) == expected
+
+
+def test_links_never_carry_the_tracking_credentials(monkeypatch):
+    """A tracking URI with user and password becomes a link (XCom, the MLflow button, alerts)
+    without them."""
+    import mlflow
+
+    from include import registry
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", SECRET_URI)
+    monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)
+    assert mlflow.get_tracking_uri() == SECRET_URI
+    assert registry.version_url("car_loans", 3) == "http://mlflow.internal:5000/#/models/car_loans/versions/3"
+
+
+def test_mlflow_notes_lose_their_credentials(caplog):
+    import logging
+    import sys
+
+    from include import registry
+
+    with caplog.at_level(logging.INFO, logger="include.registry"), registry._mlflow_notes_to_log():
+        print(f"View run at {SECRET_URI}/#/experiments/1", file=sys.stderr)
+    assert "s3cr3t" not in caplog.text and "http://mlflow.internal:5000/#/experiments/1" in caplog.text
+
+
+def test_configure_mlflow_bounds_the_clients_http_waits(monkeypatch, tmp_path):
+    """The config's mlflow section reaches MLflow's own reading of its documented variables."""
+    from mlflow.environment_variables import (
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+        MLFLOW_HTTP_REQUEST_TIMEOUT,
+        MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT,
+    )
+
+    from include.config import load_settings
+    from include.registry import configure_mlflow
+    from tests.conftest import write_config
+
+    for var in ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"):
+        monkeypatch.setenv(var, "0")  # restored after the test
+    defaults = load_settings(write_config(tmp_path))
+    assert (defaults.mlflow.http_timeout, defaults.mlflow.http_retries) == (60, 3)
+    settings = load_settings(write_config(tmp_path, mlflow={"http_timeout": 7, "http_retries": 1}))
+    configure_mlflow(settings.mlflow)
+    assert MLFLOW_HTTP_REQUEST_TIMEOUT.get() == 7
+    assert MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() == 1
+    assert MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT.get() is True
+
+
+@pytest.mark.parametrize("bad", [{"http_retries": 11}, {"http_timeout": 0}, {"timeout": 5}])
+def test_mlflow_section_is_checked(tmp_path, bad):
+    from include.config import ConfigError, load_settings
+    from tests.conftest import write_config
+
+    with pytest.raises(ConfigError, match="mlflow"):
+        load_settings(write_config(tmp_path, mlflow=bad))
+
+
+@pytest.mark.parametrize(
+    ("history", "champion", "settled"),
+    [
+        ([1, 2], 2, [1, 2]),
+        ([1, 2], 1, [1]),  # a promotion to 2 wrote the history, then died before the alias moved
+        ([1, 2, 3], 2, [1, 2]),
+        ([1, 2, 1], 1, [1, 2, 1]),  # a rollback to 1 by hand: its last entry counts
+        ([1, 2], 5, [1, 2]),  # an alias set by hand in MLflow: the history as it is
+        ([1, 2], None, [1, 2]),
+        ([], None, []),
+    ],
+)
+def test_settled_history(history, champion, settled):
+    from include.registry import settled_history
+
+    assert settled_history(history, champion) == settled

@@ -1,12 +1,24 @@
+"""The landing zone and its manifest, the curated Delta table, the quarantine (include/landing.py,
+include/curated.py, include/quarantine.py): on real files, a real Delta table."""
+
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from include.curated import Commit, CuratedError
+from include.landing import LandingZone, parse_timestamps
+from include.quarantine import Quarantine
 from include.simulator import write_daily_batches
-from include.storage import Storage, Window, normalize_timestamps
+from include.storage import Storage, Window
 
 WEEK1 = Window.parse("2026-01-05", "2026-01-12")
+PUBLISH = Commit("publish", "ingest", "manual__test")
+
+
+def zone(root: Path, fmt: str = "iso") -> tuple[Storage, LandingZone]:
+    storage = Storage(str(root / "store"), str(root / "landing"), "timestamp")
+    return storage, LandingZone(storage, str(root / "landing"), "timestamp", fmt)
 
 
 @pytest.fixture
@@ -15,127 +27,267 @@ def store(tmp_path, stream):
     root = tmp_path / ".project"
     write_daily_batches(stream[stream.timestamp < "2026-01-19"], str(root / "landing"))
     stream.head(5).to_parquet(root / "landing" / ".partial.parquet")
-    return Storage(str(root / "store"), str(root / "landing"), "timestamp")
+    return zone(root)
 
 
 def test_read_landing_is_half_open(store, stream):
-    rows = store.read_landing(Window.parse("2026-01-05T12:00", "2026-01-07T12:00"))
+    _, landing = store
+    rows = landing.read(Window.parse("2026-01-05T12:00", "2026-01-07T12:00")).frame
     expected = stream[(stream.timestamp >= "2026-01-05T12:00Z") & (stream.timestamp < "2026-01-07T12:00Z")]
     assert sorted(rows.id) == sorted(expected.id)
     assert str(rows.timestamp.dt.tz) == "UTC"
 
 
 def test_manifest_opens_each_file_once(store, monkeypatch):
-    store.read_landing(WEEK1)
+    _, landing = store
+    landing.read(WEEK1)
     opened = []
-    original = store._read_landing_file
-    monkeypatch.setattr(store, "_read_landing_file", lambda name, columns=None: opened.append(name) or original(name, columns))
-    store.read_landing(Window.parse("2026-01-12", "2026-01-14"))
+    original = landing.read_file
+    monkeypatch.setattr(landing, "read_file", lambda name, columns=None: opened.append(name) or original(name, columns))
+    landing.read(Window.parse("2026-01-12", "2026-01-14"))
     # only the two overlapping day files are read; none is re-indexed
     assert len(opened) == 2 and all("2026-01-1" in n for n in opened)
 
 
-def test_manifest_picks_up_new_and_changed_files(store, stream):
-    extra = stream[(stream.timestamp >= "2026-01-19") & (stream.timestamp < "2026-01-20")]
-    extra.to_csv(f"{store.landing}/late.csv", index=False)
-    rows = store.read_landing(Window.parse("2026-01-19", "2026-01-20"))
-    assert len(rows) == len(extra)
-    assert any(name.endswith("late.csv") for name in store.landing_manifest())
+def test_every_row_read_is_accounted_for(store, stream):
+    storage, landing = store
+    landing.record_published(WEEK1, {}, {"run_id": "r"})
+    batch = landing.read(Window.parse("2026-01-12T12:00", "2026-01-13"))
+    account = batch.account
+    # the two day files of the 12th: half the 12th in the window, its morning pending; none published
+    assert account["read"] == account["window"] + account["pending"] + account["published_elsewhere"] + account["held"]
+    assert account["window"] == len(batch.frame) == ((stream.timestamp >= "2026-01-12T12:00Z") & (stream.timestamp < "2026-01-13")).sum()
 
 
 def test_landing_files_are_never_changed(store):
-    landing = Path(store.landing)
-    before = {p: p.stat().st_mtime_ns for p in landing.iterdir()}
-    frame = store.read_landing(WEEK1)
-    store.write_curated(frame, WEEK1, "id")
-    store.quarantine(frame, WEEK1, {"x": 1}, "# r")
-    assert {p: p.stat().st_mtime_ns for p in landing.iterdir()} == before
+    storage, landing = store
+    folder = Path(landing.root)
+    before = {p: p.stat().st_mtime_ns for p in folder.iterdir()}
+    batch = landing.read(WEEK1)
+    storage.curated().replace(batch.frame, WEEK1, PUBLISH)
+    Quarantine(storage).add(WEEK1, batch.raw, batch.files, {"results": []}, "# r", {"run_id": "r"})
+    assert {p: p.stat().st_mtime_ns for p in folder.iterdir()} == before
 
 
-def test_curated_rerun_replaces_never_duplicates(store):
-    frame = store.read_landing(WEEK1)
-    first = store.write_curated(frame, WEEK1, "id")
-    store.write_curated(frame, WEEK1, "id")
-    again = store.read_curated(WEEK1)
-    assert len(first) == 7 and len(again) == len(frame) and again.id.is_unique
+def test_curated_rerun_replaces_never_duplicates_in_one_commit(store):
+    storage, landing = store
+    table = storage.curated()
+    frame = landing.read(WEEK1).frame
+    table.replace(frame, WEEK1, PUBLISH)
+    first = table.version()
+    table.replace(frame, WEEK1, PUBLISH)
+    again = storage.read_curated(WEEK1)
+    assert len(again) == len(frame) and again.id.is_unique
+    assert table.version() == first + 1  # one commit per replacement
+    meta = table.history(1)[0]
+    assert meta["driftloop.run_id"] == "manual__test" and meta["driftloop.window_start"] == WEEK1.start.isoformat()
 
 
-def test_curated_rerun_with_fewer_rows_drops_the_old_ones(store):
-    frame = store.read_landing(WEEK1)
-    store.write_curated(frame, WEEK1, "id")
-    store.write_curated(frame.iloc[:10], WEEK1, "id")
-    assert len(store.read_curated(WEEK1)) == 10
+def test_a_replacement_that_drops_many_rows_is_refused_unless_forced(store):
+    storage, landing = store
+    table = storage.curated()
+    frame = landing.read(WEEK1).frame
+    table.replace(frame, WEEK1, PUBLISH)
+    version = table.version()
+    with pytest.raises(CuratedError, match=r"would drop \d+ of the \d+ rows.*force"):
+        table.replace(frame.iloc[:10], WEEK1, PUBLISH, max_drop=0.2)
+    assert table.version() == version and len(storage.read_curated(WEEK1)) == len(frame)  # nothing changed
+    table.replace(frame.iloc[:10], WEEK1, Commit("publish", force=True), max_drop=0.2)
+    assert len(storage.read_curated(WEEK1)) == 10
+    assert table.history(1)[0]["driftloop.force"] == "true"
 
 
 def test_neighbouring_windows_share_a_day_partition(store):
+    storage, landing = store
+    table = storage.curated()
     a, b = Window.parse("2026-01-05", "2026-01-05T12:00"), Window.parse("2026-01-05T12:00", "2026-01-06")
-    store.write_curated(store.read_landing(a), a, "id")
-    store.write_curated(store.read_landing(b), b, "id")
-    store.write_curated(store.read_landing(a), a, "id")
-    day = store.read_curated(Window.parse("2026-01-05", "2026-01-06"))
-    assert len(day) == len(store.read_landing(Window.parse("2026-01-05", "2026-01-06"))) and day.id.is_unique
+    table.replace(landing.read(a).frame, a, PUBLISH)
+    table.replace(landing.read(b).frame, b, PUBLISH)
+    table.replace(landing.read(a).frame, a, PUBLISH)
+    day = storage.read_curated(Window.parse("2026-01-05", "2026-01-06"))
+    assert len(day) == len(landing.read(Window.parse("2026-01-05", "2026-01-06")).frame) and day.id.is_unique
 
 
-def test_fsspec_memory_filesystem(stream):
+def test_an_id_reused_on_another_day_keeps_both_rows(store):
+    storage, landing = store
+    table = storage.curated()
+    d1, d2 = Window.parse("2026-01-05", "2026-01-06"), Window.parse("2026-01-06", "2026-01-07")
+    first = landing.read(d1).frame
+    second = landing.read(d2).frame.copy()
+    second.loc[second.index[0], "id"] = first["id"].iloc[0]
+    table.replace(first, d1, PUBLISH)
+    table.replace(second, d2, PUBLISH)
+    assert len(storage.read_curated(d1)) == len(first)  # the older row is still there
+    assert len(storage.read_curated(Window.parse("2026-01-05", "2026-01-07"))) == len(first) + len(second)
+
+
+def test_a_float_never_lands_truncated_in_an_integer_column(store):
+    """delta-rs casts a batch to the table's schema: 1.5 would become 1 in a long column."""
+    storage, _ = store
+    table = storage.curated()
+    day = Window.parse("2026-01-05", "2026-01-06")
+    frame = pd.DataFrame({"id": [1, 2], "timestamp": pd.to_datetime(["2026-01-05T01:00Z", "2026-01-05T02:00Z"]), "n": [1, 2]})
+    table.replace(frame, day, PUBLISH)
+    table.replace(frame.assign(n=[1.5, 2.5]), day, PUBLISH)
+    assert storage.read_curated(day)["n"].tolist() == [1.5, 2.5]
+    with pytest.raises(CuratedError, match="column 'n' is .*string.* but double"):
+        table.replace(frame.assign(n=["a", "b"]), day, PUBLISH)
+
+
+def test_restore_a_window_from_an_earlier_version(store):
+    from include.curated import restore_window
+
+    storage, landing = store
+    table = storage.curated()
+    frame = landing.read(WEEK1).frame
+    table.replace(frame, WEEK1, PUBLISH)
+    good = table.version()
+    table.replace(frame.iloc[:5], WEEK1, Commit("publish", force=True))
+    result = restore_window(table, WEEK1, good, Commit("restore", user="ops", reason="bad re-delivery"))
+    assert len(storage.read_curated(WEEK1)) == len(frame)
+    assert result["rows"] == len(frame) and table.history(1)[0]["driftloop.operation"] == "restore"
+
+
+def test_object_store_urls_other_than_delta_ones_are_refused(tmp_path):
+    storage = Storage("memory://store-test", str(tmp_path), "timestamp")
+    with pytest.raises(CuratedError, match="memory:// cannot hold the curated Delta table"):
+        storage.curated()
+
+
+def test_memory_landing_zone(tmp_path, stream):
     write_daily_batches(stream[stream.timestamp < "2026-01-08"], "memory://landing-test")
-    store = Storage("memory://store-test", "memory://landing-test", "timestamp")
+    storage = Storage(str(tmp_path / "store"), "memory://landing-test", "timestamp")
+    landing = LandingZone(storage, "memory://landing-test", "timestamp")
     w = Window.parse("2026-01-05", "2026-01-08")
-    store.write_curated(store.read_landing(w), w, "id")
-    assert len(store.read_curated(w)) == (stream.timestamp < "2026-01-08").sum()
+    storage.curated().replace(landing.read(w).frame, w, PUBLISH)
+    assert len(storage.read_curated(w)) == (stream.timestamp < "2026-01-08").sum()
 
 
 def test_missing_landing_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="landing zone"):
-        Storage(str(tmp_path / "s"), str(tmp_path / "none"), "timestamp").read_landing(WEEK1)
+        zone(tmp_path)[1].read(WEEK1)
 
 
-def test_normalize_timestamps_names_bad_values():
-    frame = pd.DataFrame({"ts": ["2026-01-05T10:00:00", "yesterday"]})
-    with pytest.raises(ValueError, match=r"column 'ts': 1 value\(s\) are not timestamps, e.g. 'yesterday'"):
-        normalize_timestamps(frame, "ts")
-    ok = normalize_timestamps(pd.DataFrame({"ts": ["2026-01-05T10:00:00", "2026-01-05T12:00:00+02:00"]}), "ts")
-    assert ok.ts.dt.hour.tolist() == [10, 10]
+@pytest.mark.parametrize(
+    ("fmt", "values", "expected"),
+    [
+        ("iso", ["2026-01-05T10:00:00", "2026-01-05T12:00:00+02:00"], ["2026-01-05T10:00:00+00:00"] * 2),
+        ("iso", ["05/01/2026", "yesterday"], [None, None]),  # never guessed as May 1st or January 5th
+        ("iso", [1767607200, 1767607200], [None, None]),  # a number is not an ISO timestamp
+        ("epoch_s", [1767607200, "1767607200"], ["2026-01-05T10:00:00+00:00"] * 2),
+        ("epoch_ms", [1767607200000, None], ["2026-01-05T10:00:00+00:00", None]),
+        ("%d/%m/%Y %H:%M", ["05/01/2026 10:00", "2026-01-05T10:00:00"], ["2026-01-05T10:00:00+00:00", None]),
+    ],
+)
+def test_timestamp_formats_are_applied_exactly(fmt, values, expected):
+    parsed = parse_timestamps(pd.Series(values, dtype=object), fmt)
+    assert [None if pd.isna(v) else v.isoformat() for v in parsed] == expected
+    assert str(parsed.dtype) == "datetime64[us, UTC]"
 
 
 def test_unreadable_timestamps_reach_the_gate_instead_of_blocking_every_window(tmp_path, stream):
-    landing = tmp_path / "landing"
-    landing.mkdir()
+    landing_dir = tmp_path / "landing"
+    landing_dir.mkdir()
     day = stream[(stream.timestamp >= "2026-01-05") & (stream.timestamp < "2026-01-06")].copy()
     bad = day.astype({"timestamp": str}).reset_index(drop=True)
     bad.loc[3, "timestamp"] = "not-a-date"
-    bad.to_csv(landing / "day1.csv", index=False)
-    stream[(stream.timestamp >= "2026-01-06") & (stream.timestamp < "2026-01-07")].to_parquet(landing / "day2.parquet")
-    pd.DataFrame({"id": [1], "x": [2]}).to_csv(landing / "no_timestamp.csv", index=False)
-    store = Storage(str(tmp_path / "store"), str(landing), "timestamp")
-    other = store.read_landing(Window.parse("2026-01-06", "2026-01-07"))  # not blocked by the bad files
+    bad.to_csv(landing_dir / "day1.csv", index=False)
+    stream[(stream.timestamp >= "2026-01-06") & (stream.timestamp < "2026-01-07")].to_parquet(landing_dir / "day2.parquet")
+    pd.DataFrame({"id": [1], "x": [2]}).to_csv(landing_dir / "no_timestamp.csv", index=False)
+    _, landing = zone(tmp_path)
+    other = landing.read(Window.parse("2026-01-06", "2026-01-07")).frame  # not blocked by the bad files
     assert len(other) > 0 and other.timestamp.notna().all()
-    rows = store.read_landing(Window.parse("2026-01-05", "2026-01-06"))
+    rows = landing.read(Window.parse("2026-01-05", "2026-01-06")).frame
     assert len(rows) == len(day) and rows.timestamp.isna().sum() == 1
-    manifest = store.landing_manifest()
-    assert manifest[f"{landing}/day1.csv"]["bad_timestamps"] == 1
-    assert "no column 'timestamp'" in manifest[f"{landing}/no_timestamp.csv"]["error"]
+    files = landing.manifest()["files"]
+    assert files[f"{landing_dir}/day1.csv"]["bad_timestamps"] == 1
+    assert "no column 'timestamp'" in files[f"{landing_dir}/no_timestamp.csv"]["error"]
 
 
-def test_a_file_without_the_timestamp_column_is_quarantined_once_as_a_copy(tmp_path, stream):
-    landing = tmp_path / "landing"
-    landing.mkdir()
-    stream[(stream.timestamp >= "2026-01-05") & (stream.timestamp < "2026-01-06")].to_parquet(landing / "day1.parquet")
-    pd.DataFrame({"id": [1, 2], "event_time": ["2026-01-05", "2026-01-05"]}).to_csv(landing / "renamed.csv", index=False)
-    raw = (landing / "renamed.csv").read_bytes()
-    store = Storage(str(tmp_path / "store"), str(landing), "timestamp")
-    assert store.quarantine_unplaced() == []  # nothing indexed yet
-    store.read_landing(Window.parse("2026-01-05", "2026-01-06"))
+@pytest.mark.parametrize(
+    ("name", "frame", "rule"),
+    [
+        ("renamed.csv", pd.DataFrame({"id": [1, 2], "event_time": ["2026-01-05", "2026-01-05"]}), "event-time column must exist"),
+        ("epoch.csv", pd.DataFrame({"id": [1, 2], "timestamp": [1767607200, 1767610800]}), "data.timestamp_format (iso)"),
+    ],
+)
+def test_a_file_that_belongs_to_no_window_is_quarantined_once_as_a_copy(tmp_path, stream, name, frame, rule):
+    landing_dir = tmp_path / "landing"
+    landing_dir.mkdir()
+    stream[(stream.timestamp >= "2026-01-05") & (stream.timestamp < "2026-01-06")].to_parquet(landing_dir / "day1.parquet")
+    frame.to_csv(landing_dir / name, index=False)
+    raw = (landing_dir / name).read_bytes()
+    storage, landing = zone(tmp_path)
+    jail = Quarantine(storage)
+    landing.read(Window.parse("2026-01-05", "2026-01-06"))
 
-    first = store.quarantine_unplaced()
-    assert [u["file"] for u in first] == [f"{landing}/renamed.csv"] and "no column 'timestamp'" in first[0]["error"]
+    first = jail.unplaced(landing)
+    assert [(u["file"], u["rows"]) for u in first] == [(f"{landing_dir}/{name}", 2 if "epoch" in name else None)]
     folder = Path(first[0]["quarantine"])
-    assert (folder / "renamed.csv").read_bytes() == raw == (landing / "renamed.csv").read_bytes()
+    assert (folder / name).read_bytes() == raw == (landing_dir / name).read_bytes()
     report = (folder / "report.md").read_text()
-    assert "`timestamp`" in report and "renamed.csv" in report and "event-time column must exist" in report
-    assert store.quarantine_unplaced() == []  # once per file version
-    assert store.landing_manifest()[f"{landing}/renamed.csv"]["quarantined"] == str(folder)
+    assert "`timestamp`" in report and name in report and rule in report
+    assert jail.unplaced(landing) == []  # once per file version
 
-    # delivered again with the column: indexed, placed, nothing more quarantined
-    pd.DataFrame({"id": [1, 2], "timestamp": ["2026-01-05T01:00:00", "2026-01-05T02:00:00"]}).to_csv(landing / "renamed.csv", index=False)
-    assert store.read_landing(Window.parse("2026-01-05", "2026-01-06")).id.isin([1, 2]).sum() >= 2
-    assert store.quarantine_unplaced() == []
+    # delivered again with readable times: indexed, placed, nothing more quarantined
+    pd.DataFrame({"id": [1, 2], "timestamp": ["2026-01-05T01:00:00", "2026-01-05T02:00:00"]}).to_csv(landing_dir / name, index=False)
+    assert landing.read(Window.parse("2026-01-05", "2026-01-06")).frame.id.isin([1, 2]).sum() >= 2
+    assert jail.unplaced(landing) == []
+
+
+def test_a_file_landing_after_its_window_was_published_is_late(store, stream):
+    storage, landing = store
+    day = Window.parse("2026-01-06", "2026-01-07")
+    batch = landing.read(day)
+    landing.record_published(day, batch.files, {"run_id": "r1"})
+    assert landing.late_files() == []
+    extra = stream[(stream.timestamp >= "2026-01-06") & (stream.timestamp < "2026-01-06T06:00")].assign(id=lambda f: f.id + 9_000_000)
+    extra.to_csv(f"{landing.root}/resent.csv", index=False)
+    late = landing.late_files()
+    assert late == [{"file": f"{landing.root}/resent.csv", "windows": [{**day.as_dict(), "rows": len(extra)}], "rows": len(extra)}]
+    assert landing.late_files() == []  # told once
+    again = landing.read(day)
+    assert len(again.frame) == len(batch.frame) + len(extra)
+    landing.record_published(day, again.files, {"run_id": "r2"})
+    assert landing.late_windows() == []
+
+
+def test_quarantine_entries_are_numbered_and_keep_mixed_types_per_file(tmp_path):
+    storage = Storage(str(tmp_path / "store"), str(tmp_path), "timestamp")
+    jail = Quarantine(storage)
+    a = pd.DataFrame({"id": [1], "timestamp": ["2026-01-05T01:00"], "x": [1]})
+    b = pd.DataFrame({"id": [2], "timestamp": ["2026-01-05T02:00"], "x": ["one"]})
+    mixed = pd.DataFrame({"id": [3], "timestamp": ["2026-01-05T03:00"], "x": [object()]}).astype({"x": object})
+    mixed.loc[0, "x"] = 1
+    mixed = pd.concat([mixed, pd.DataFrame({"id": [4], "timestamp": ["x"], "x": ["two"]})], ignore_index=True)
+    day = Window.parse("2026-01-05", "2026-01-06")
+    first = jail.add(day, {"a.csv": a, "b.csv": b, "c.parquet": mixed}, {}, {"results": []}, "# r", {"run_id": "r1"})
+    second = jail.add(day, {"a.csv": a}, {}, {"results": []}, "# r", {"run_id": "r2"})
+    assert first["id"].startswith("0001__") and second["id"].startswith("0002__")
+    rows = jail.rows(first["id"])
+    assert rows["b.csv"]["x"].tolist() == ["one"] and rows["a.csv"]["x"].tolist() == [1]
+    assert rows["c.parquet"]["x"].astype(str).tolist() == ["1", "two"]  # kept as text, not lost
+    assert [h.as_dict() for h in jail.holds(Window.parse("2026-01-01", "2026-01-08"))] == [day.as_dict()]
+    assert jail.holds(day) == []  # a window is never held from itself
+    assert jail.resolve(day, {"run_id": "r3"}) == [first["id"], second["id"]]
+    assert jail.entries("open") == [] and jail.entry(first["id"])["history"][-1]["run_id"] == "r3"
+
+
+def test_a_row_dated_2099_is_pending_not_reread_by_every_window(tmp_path, stream):
+    landing_dir = tmp_path / "landing"
+    landing_dir.mkdir()
+    day = stream[(stream.timestamp >= "2026-01-05") & (stream.timestamp < "2026-01-06")].copy()
+    odd = day.head(1).assign(id=999_999, timestamp=pd.Timestamp("2099-01-01T00:00Z"))
+    pd.concat([day, odd]).to_parquet(landing_dir / "export.parquet")
+    stream[(stream.timestamp >= "2026-01-12") & (stream.timestamp < "2026-01-13")].to_parquet(landing_dir / "later.parquet")
+    _, landing = zone(tmp_path)
+    assert landing.files_for(Window.parse("2026-01-12", "2026-01-13")) == [f"{landing_dir}/later.parquet"]
+    batch = landing.read(Window.parse("2026-01-05", "2026-01-06"), now=pd.Timestamp("2026-01-06T01:00Z").to_pydatetime())
+    assert batch.account["window"] == len(day) and batch.account["pending"] == 1 and batch.account["future"] == 1
+
+
+def test_gate_warnings_of_published_windows_reach_the_interval(store):
+    _, landing = store
+    landing.record_published(WEEK1, {}, {"run_id": "r", "warnings": ["column 'x': range"]})
+    assert landing.published_warnings(Window.parse("2026-01-06", "2026-01-07")) == ["column 'x': range"]
+    assert landing.published_warnings(Window.parse("2026-01-12", "2026-01-13")) == []

@@ -1,0 +1,185 @@
+"""Champion moves that cannot half-happen, against the real MLflow server.
+
+Each test builds its own registered model with bare versions (no trained model is needed to move
+an alias) and drives ``include.retraining``'s promote / rollback / guard the way their tasks do.
+The crash test runs a promotion in a real subprocess that is SIGKILLed between two of its writes,
+then retries it here, as Airflow would retry the task.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.integration.conftest import task_states, xcom_value
+
+pytestmark = pytest.mark.integration
+
+RUN_ID = "manual__promote-under-test"
+
+
+def _model(project, client, versions: int, champion: int) -> None:
+    """``versions`` bare versions of the project's model; ``champion`` is @champion with history [champion]."""
+    from include import registry
+
+    run = client.create_run(registry.experiment_id(project.name))
+    client.create_registered_model(project.name)
+    for _ in range(versions):
+        client.create_model_version(project.name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+    registry.set_champion(project.name, champion, [champion])
+
+
+def _state(project, client) -> tuple[int, list[int]]:
+    from include import registry
+
+    return int(client.get_model_version_by_alias(project.name, "champion").version), registry.champion_history(project.name)
+
+
+# the child patches MlflowClient so that the process kills itself (SIGKILL: no cleanup, no
+# finally, as when a worker's machine dies) right before the write named by its first argument
+CHILD = """
+import json, os, signal, sys
+from mlflow import MlflowClient
+from include.config import load_settings
+from include.retraining import promote
+
+point, run_id = sys.argv[1], sys.argv[2]
+
+def kill_before(method, hit):
+    original = getattr(MlflowClient, method)
+    def patched(self, *args):
+        if hit(*args):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return original(self, *args)
+    setattr(MlflowClient, method, patched)
+
+if point == "history":
+    kill_before("set_registered_model_tag", lambda name, key, value: key == "driftloop.champion_history")
+elif point == "alias":
+    kill_before("set_registered_model_alias", lambda name, alias, version: alias == "champion")
+elif point == "applied":
+    kill_before("set_registered_model_tag", lambda name, key, value: key.startswith("driftloop.move.") and json.loads(value).get("applied"))
+promote(load_settings(), {"version": 2}, {"better": True, "champion_version": 1, "reason": "v2 is better"}, run_id)
+print("not killed")
+"""
+
+
+@pytest.mark.parametrize("point", ["history", "alias", "applied"])
+def test_a_promotion_killed_between_its_writes_is_completed_by_the_retry(project_factory, mlflow_client, point):
+    from include import registry
+    from include.errors import RegistryError
+    from include.retraining import promote
+
+    project = project_factory(f"kill_{point}")
+    _model(project, mlflow_client, versions=2, champion=1)
+    env = {**os.environ, "DRIFTLOOP_CONFIG": str(project.config), "PYTHONPATH": f"{ROOT}:{ROOT / 'plugins'}"}
+    child = subprocess.run([sys.executable, "-c", CHILD, point, RUN_ID], env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert child.returncode == -signal.SIGKILL, child.stdout + child.stderr[-3000:]
+
+    plan = registry.recorded_move(project.name, RUN_ID)
+    assert plan is not None and plan["applied"] is False  # the plan is written before anything moves
+    champion, history = _state(project, mlflow_client)
+    if point == "alias":
+        # killed between the two writes: the history is one move ahead of the alias, and readers
+        # go by the alias (no shadow for v1, no "rollback" forward to v2)
+        assert (champion, history) == (1, [1, 2])
+        assert registry.previous_champion(project.name, 1) is None
+        with pytest.raises(RegistryError, match="no earlier champion"):
+            registry.rollback_plan(project.name, None)
+
+    retried = promote(project.settings, {"version": 2}, {"better": True, "champion_version": 1, "reason": "v2 is better"}, RUN_ID)
+    assert retried["promoted"] is True and retried["champion"] == 2
+    assert _state(project, mlflow_client) == (2, [1, 2])  # alias and history agree
+    assert registry.previous_champion(project.name, 2) == 1  # so v1 shadows v2
+    assert registry.recorded_move(project.name, RUN_ID)["applied"] is True
+    assert mlflow_client.get_model_version(project.name, "2").tags["driftloop.decision"] == "promoted"
+
+    again = promote(project.settings, {"version": 2}, {"better": True, "champion_version": 1, "reason": "v2 is better"}, RUN_ID)
+    assert again == retried and _state(project, mlflow_client) == (2, [1, 2])  # no second move
+
+
+def test_a_promotion_is_refused_when_the_champion_moved_since_the_comparison(project_factory, mlflow_client):
+    """v2 was compared with v1, then someone rolled forward to v3 (say during the approval wait):
+    promoting v2 now would undo their move."""
+    from include.promotion import ChampionMoved
+    from include.retraining import promote, rollback
+
+    project = project_factory("moved")
+    _model(project, mlflow_client, versions=3, champion=1)
+    rollback(project.settings, 3, "manual__meanwhile")
+    assert _state(project, mlflow_client) == (3, [1, 3])
+    with pytest.raises(ChampionMoved, match=r"@champion is v3 now, but this promote to v2 was decided when it was v1"):
+        promote(project.settings, {"version": 2}, {"better": True, "champion_version": 1, "reason": "v2 beats v1"}, RUN_ID)
+    assert _state(project, mlflow_client) == (3, [1, 3])
+    assert "driftloop.decision" not in mlflow_client.get_model_version(project.name, "2").tags
+    # a cleared re-run refuses the same way (nothing was applied)
+    with pytest.raises(ChampionMoved):
+        promote(project.settings, {"version": 2}, {"better": True, "champion_version": 1, "reason": "v2 beats v1"}, RUN_ID)
+
+
+def test_an_unapplied_rollback_plan_is_not_reported_as_rolled_back(project_factory, mlflow_client):
+    """A guard's rollback plan (v2 -> v1) recorded, then @champion moved to v3 before it was
+    applied: the retried guard leaves v3 and says it did not roll back."""
+    from include import promotion, registry
+    from include.retraining import guard_champion
+
+    project = project_factory("stale")
+    _model(project, mlflow_client, versions=3, champion=1)
+    registry.set_champion(project.name, 2, [1, 2])
+    plan = promotion.plan_move(project.name, "rollback", 1, 2, "v2 trails its shadow v1", [1])
+    plan["verdicts"] = ["20260209T000000Z__20260216T000000Z"]
+    registry.record_move(project.name, "manual__guard", plan)
+    registry.set_champion(project.name, 3, [1, 2, 3])
+
+    result = guard_champion(project.settings, "manual__guard")
+    assert result["rolled_back"] is False and result["mode"] == "stale" and result["champion"] == 3
+    assert "not rolled back" in result["reason"]
+    assert _state(project, mlflow_client) == (3, [1, 2, 3])
+    assert "driftloop.demoted" not in mlflow_client.get_model_version(project.name, "2").tags
+
+
+def test_recorded_move_says_none_only_for_a_missing_model(project_factory, monkeypatch):
+    """ "No such model" means nothing was recorded; a server that does not answer is an error the
+    task must retry, not a licence to move the champion again."""
+    from mlflow.exceptions import MlflowException
+    from services import free_port
+
+    from include import registry
+
+    project = project_factory("transient")
+    assert registry.recorded_move(project.name, RUN_ID) is None  # the model does not exist yet
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    with pytest.raises(MlflowException):
+        registry.recorded_move(project.name, RUN_ID)
+
+
+def test_rollback_dag_keeps_credentials_out_of_links(project_factory, mlflow_client, mlflow_server, monkeypatch):
+    """The rollback DAG against a tracking URI that carries a user and password: the move is made,
+    and neither the result (XCom) nor the MLflow button carries the credentials."""
+    project = project_factory("creds")
+    _model(project, mlflow_client, versions=2, champion=1)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.replace("http://", "http://alice:pw-4kq9z@"))
+    dr = project.run("rollback", {"version": 2})
+    assert dr.state == "success", task_states(dr)
+    assert _state(project, mlflow_client) == (2, [1, 2])
+    result = xcom_value(dr, "move_champion")
+    assert result["mlflow_url"] == f"{mlflow_server}/#/models/{project.name}/versions/2"
+    assert xcom_value(dr, "move_champion", key="_link_MlflowLink") == result["mlflow_url"]
+    assert "pw-4kq9z" not in json.dumps(result)
+
+
+def test_pools_are_created_with_one_slot(airflow_db):
+    from airflow.models.pool import Pool
+
+    from driftloop_airflow import POOLS
+
+    for name in POOLS:
+        assert Pool.get_pool(name).slots == 1, name

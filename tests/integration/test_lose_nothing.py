@@ -1,0 +1,158 @@
+"""Every landing row accounted for, under dag.test() with the real gate and the real Delta table:
+late files, files of epoch timestamps, an operator's accept, a re-ingest after retention, a wider
+window over a quarantined day, and event times from the future. Each ends by checking what
+happened to the rows and that the landing files are byte for byte as delivered."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+
+from tests.integration.conftest import START, alerts_for, rows_in, stable_weeks, task_states, xcom_value
+
+pytestmark = pytest.mark.integration
+
+DAY = timedelta(days=1)
+
+
+def _digest(folder) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*")) if p.is_file()}
+
+
+def _curated(project, start, end) -> pd.DataFrame:
+    from include.storage import Window
+
+    return project.storage.read_curated(Window.parse(start, end))
+
+
+def _entries(project):
+    from include.quarantine import Quarantine
+
+    return Quarantine(project.storage).entries()
+
+
+@pytest.fixture(scope="module")
+def stream():
+    return stable_weeks(2)
+
+
+def test_a_late_file_is_alerted_then_reingested_once(project_factory, stream, alert_hook):
+    project = project_factory("late")
+    span = (START, START + 2 * DAY)
+    project.land(rows_in(stream, START, START + 3 * DAY))
+    assert project.ingest(*span).state == "success"
+    before = len(_curated(project, *span))
+
+    # the upstream sends more rows of day 1 after the window was published
+    late = rows_in(stream, START, START + DAY).head(20).assign(id=lambda f: f.id + 50_000)
+    late.to_csv(project.landing / "resent.csv", index=False)
+    delivered = _digest(project.landing)
+
+    other = project.ingest(START + 2 * DAY, START + 3 * DAY)  # any later run notices it
+    assert other.state == "success", task_states(other)
+    found = xcom_value(other, "gate")["late"]
+    assert [(f["file"].rsplit("/", 1)[-1], f["rows"]) for f in found] == [("resent.csv", 20)]
+    assert found[0]["windows"][0]["start"] == pd.Timestamp(START, tz="UTC").isoformat()
+    sent = alerts_for(alert_hook, other)
+    assert [a["kind"] for a in sent] == ["late"] and "resent.csv" in sent[0]["text"]
+
+    again = project.ingest(*span)  # the documented trigger: re-ingest the window
+    assert again.state == "success"
+    curated = _curated(project, *span)
+    assert len(curated) == before + 20 and curated["id"].is_unique
+    assert project.storage.curated().history(1)[0]["driftloop.run_id"] == again.run_id
+    assert _digest(project.landing) == delivered
+
+
+def test_a_file_of_epoch_times_is_unplaced_and_alerted_with_its_rows(project_factory, stream, alert_hook):
+    project = project_factory("epoch")
+    project.land(rows_in(stream, START, START + DAY))
+    epoch = rows_in(stream, START + DAY, START + 2 * DAY).copy()
+    epoch["timestamp"] = epoch["timestamp"].astype("int64") // 10**6  # seconds since 1970
+    epoch.to_csv(project.landing / "epoch.csv", index=False)
+
+    dr = project.ingest(START, START + DAY)
+    assert dr.state == "success"
+    sent = alerts_for(alert_hook, dr)
+    assert [a["kind"] for a in sent] == ["unplaced"]
+    assert "epoch.csv" in sent[0]["text"] and f"{len(epoch)} rows" in sent[0]["text"] and "timestamp_format" in sent[0]["text"]
+    # nothing of it reached the table, nothing was read as 1970
+    assert _curated(project, "1970-01-01", "1971-01-01").empty
+
+
+def test_an_operator_accepts_a_quarantined_batch_with_a_reason(project_factory, stream):
+    project = project_factory("accept")
+    day = rows_in(stream, START, START + DAY)
+    project.land(pd.concat([day, day.head(3)]))  # repeated ids: rejected
+    assert project.ingest(START, START + DAY).state == "failed"
+    [entry] = _entries(project)
+    assert entry["state"] == "open" and entry["rows"] == len(day) + 3
+
+    missing = project.run("ingest", {"accept": entry["id"]})  # no reason: refused, not retried
+    assert missing.state == "failed" and task_states(missing)["gate"] == "failed"
+
+    dr = project.run("ingest", {"accept": entry["id"], "reason": "duplicates are re-sent rows, known upstream bug"})
+    assert dr.state == "success", task_states(dr)
+    assert len(_curated(project, START, START + DAY)) == len(day) + 3  # as it was quarantined
+    [accepted] = _entries(project)
+    assert accepted["state"] == "accepted" and accepted["reason"].startswith("duplicates")
+    assert accepted["history"][-1]["run_id"] == dr.run_id
+    commit = project.storage.curated().history(1)[0]
+    assert commit["driftloop.operation"] == "accept" and commit["driftloop.quarantine_entry"] == entry["id"]
+    assert commit["driftloop.reason"].startswith("duplicates")
+    # accepted once: a second accept is refused
+    assert project.run("ingest", {"accept": entry["id"], "reason": "again"}).state == "failed"
+
+
+def test_a_reingest_after_retention_is_refused_unless_forced(project_factory, stream):
+    project = project_factory("retention")
+    span = (START, START + 3 * DAY)
+    project.land(rows_in(stream, *span))
+    assert project.ingest(*span).state == "success"
+    kept = _curated(project, *span)
+    for path in sorted(project.landing.glob("*.parquet"))[:2]:  # retention removed two days
+        path.unlink()
+
+    dr = project.ingest(*span)
+    assert dr.state == "failed" and task_states(dr)["publish"] == "failed"
+    assert sorted(_curated(project, *span)["id"]) == sorted(kept["id"])  # untouched
+
+    forced = project.run("ingest", {"start": span[0].isoformat(), "end": span[1].isoformat(), "force": True})
+    assert forced.state == "success"
+    assert len(_curated(project, *span)) == len(rows_in(stream, START + 2 * DAY, span[1]))
+    assert project.storage.curated().history(1)[0]["driftloop.force"] == "true"
+
+
+def test_a_wider_window_never_carries_a_quarantined_days_rows(project_factory, stream):
+    project = project_factory("wider")
+    week = rows_in(stream, START, START + 7 * DAY)
+    bad_day = rows_in(stream, START + 2 * DAY, START + 3 * DAY)
+    project.land(week)
+    project.land(pd.concat([bad_day, bad_day.head(2)]))  # day 3 re-delivered with repeated ids
+    assert project.ingest(START + 2 * DAY, START + 3 * DAY).state == "failed"
+
+    dr = project.ingest(START, START + 7 * DAY)
+    assert dr.state == "success", task_states(dr)
+    curated = _curated(project, START, START + 7 * DAY)
+    assert not curated["id"].isin(bad_day["id"]).any()
+    assert len(curated) == len(week) - len(bad_day)
+    assert [e["state"] for e in _entries(project)] == ["open"]
+    account = xcom_value(dr, "gate")["account"]
+    assert account["held"] == len(bad_day) + 2
+
+
+def test_event_times_from_the_future_break_the_clock_skew_rule(project_factory, stream):
+    """dag.test() runs now; a window reaching two days ahead holds rows of tomorrow."""
+    project = project_factory("future")
+    now = pd.Timestamp.now(tz="UTC").floor("D")
+    rows = rows_in(stream, START, START + DAY).head(30).copy()
+    rows["timestamp"] = now + pd.Timedelta(hours=36) + pd.to_timedelta(range(len(rows)), unit="s")
+    project.land(rows)
+    dr = project.ingest(now.to_pydatetime(), (now + pd.Timedelta(days=2)).to_pydatetime())
+    assert dr.state == "failed"
+    [entry] = _entries(project)
+    report = (project.folder / "store" / "quarantine" / entry["id"] / "report.md").read_text()
+    assert "max_clock_skew" in report and "| timestamp |" in report
