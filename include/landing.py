@@ -169,6 +169,7 @@ class LandingZone:
         entry = {"rows": len(stamps), "days": _day_spans(stamps), "bad_timestamps": bad, "error": None, "covered": [], "late": {}}
         if len(stamps) and bad == len(stamps):
             example = values[values.notna()].iloc[0] if values.notna().any() else None
+            example = example.item() if hasattr(example, "item") else example  # 1773101004, not np.int64(...)
             entry["error"] = (
                 f"no readable timestamp: none of its {len(stamps)} values in column {self.timestamp!r} reads as "
                 f"data.timestamp_format={self.format} (e.g. {example!r})"

@@ -16,6 +16,7 @@ from tests.integration.conftest import START, alerts_for, rows_in, stable_weeks,
 pytestmark = pytest.mark.integration
 
 DAY = timedelta(days=1)
+START_UTC = pd.Timestamp(START, tz="UTC").to_pydatetime()
 
 
 def _digest(folder) -> dict[str, str]:
@@ -156,3 +157,20 @@ def test_event_times_from_the_future_break_the_clock_skew_rule(project_factory, 
     [entry] = _entries(project)
     report = (project.folder / "store" / "quarantine" / entry["id"] / "report.md").read_text()
     assert "max_clock_skew" in report and "| timestamp |" in report
+
+
+def test_with_late_reingest_ingest_triggers_the_late_windows_itself(project_factory, stream):
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    project = project_factory("reingest", schedule__late="reingest")
+    span = (START, START + DAY)
+    project.land(rows_in(stream, START, START + 2 * DAY))
+    assert project.ingest(*span).state == "success"
+    rows_in(stream, START, START + DAY).head(5).assign(id=lambda f: f.id + 70_000).to_csv(project.landing / "resent.csv", index=False)
+
+    dr = project.ingest(START + DAY, START + 2 * DAY)
+    assert dr.state == "success" and task_states(dr)["reingest_late"] == "success"
+    with create_session() as session:
+        triggered = session.query(DagRun).filter(DagRun.dag_id == "ingest", DagRun.run_id.like(f"late__%__{dr.run_id}")).all()
+        assert [(r.conf["start"], r.conf["end"]) for r in triggered] == [(START_UTC.isoformat(), (START_UTC + DAY).isoformat())]
