@@ -100,7 +100,7 @@ def ingest():
         with fail_without_retry():
             if params.get("accept"):
                 return check_accepted(settings(), params["accept"], params.get("reason"), _run_info())
-            return check_landing(settings(), Window.parse(**span), _run_info())
+            return check_landing(settings(), Window.parse(**span), _run_info(), force=bool(params.get("force")))
 
     @task(pool=CURATED_POOL, outlets=[CURATED])
     def publish(span: dict, gated: dict) -> dict:
@@ -113,16 +113,22 @@ def ingest():
         get_current_context()["outlet_events"][CURATED].extra = {**span, "rows": result["rows"], "version": result["version"]}
         return result
 
-    @task
-    def late_windows(gated: dict) -> list[dict]:
-        """With `schedule.late: reingest`, one ingest run per window that late files have rows in."""
-        from include.storage import Window
+    # apart from gate and publish: late rows must be re-ingested whether this run's own window
+    # passes or not (and a failed gate must still fail the run, which Airflow judges by its leaves)
+    @task(pool=CURATED_POOL)
+    def late_windows() -> list[dict]:
+        """With `schedule.late: reingest`, one ingest run per window that late files still have
+        rows in (from the manifest: a window re-ingested since is no longer late)."""
+        from include.landing import LandingZone
 
-        if settings().schedule.late != "reingest":
+        cfg = settings()
+        if cfg.schedule.late != "reingest":
             return []
-        spans = sorted({(w["start"], w["end"]) for late in gated["late"] for w in late["windows"]})
-        run_id = get_current_context()["run_id"]
-        return [{"trigger_run_id": f"late__{Window.parse(s, e).key}__{run_id}", "conf": {"start": s, "end": e}} for s, e in spans]
+        # the run id names the late state (window and files): the same late rows are re-ingested once
+        return [
+            {"trigger_run_id": f"late__{key}", "conf": {"start": w.start.isoformat(), "end": w.end.isoformat()}}
+            for key, w in LandingZone.from_settings(cfg).late_runs()
+        ]
 
     # re-ingests windows that late landing files have rows in (schedule.late: reingest)
     reingest_late = TriggerDagRunOperator.partial(
@@ -130,9 +136,8 @@ def ingest():
     )
 
     span = window()
-    gated = gate(span)
-    published = publish(span, gated)
-    published >> reingest_late.expand_kwargs(late_windows(gated))
+    publish(span, gate(span))
+    reingest_late.expand_kwargs(late_windows())
 
 
 ingest()

@@ -7,9 +7,10 @@ the old rows. Every commit names the Airflow DAG, run and window in its metadata
 (``restore_window``) is the undo. DuckDB, Polars and Spark read the table as it is.
 
 Types are fixed on the way in, because delta-rs casts a batch to the table's schema and would, for
-instance, truncate ``1.5`` into a ``long`` column: numbers (other than the id) are stored as
-doubles, the event time as a UTC timestamp, and a column whose type would change is refused with
-its name and both types.
+instance, truncate ``1.5`` into a ``long`` column: the config's numeric features are stored as
+doubles, the event time as a UTC timestamp; other columns keep their type (whole numbers read as
+floats go back into an integer column, integers below 2**53 into a double one), and a column whose
+type would otherwise change is refused with its name and both types.
 """
 
 from __future__ import annotations
@@ -125,10 +126,11 @@ def window_predicate(window: Window, timestamp: str, holds: Iterable[Window] = (
 class CuratedTable:
     """The curated Delta table of one storage root."""
 
-    def __init__(self, uri: str, timestamp: str, id_column: str) -> None:
+    def __init__(self, uri: str, timestamp: str, id_column: str, floats: Iterable[str] = ()) -> None:
         self.uri = uri
         self.timestamp = timestamp
         self.id = id_column
+        self.floats = set(floats)  # the config's numeric features: always doubles
         self.options = storage_options()
 
     # -- reading ---------------------------------------------------------------------------
@@ -209,7 +211,7 @@ class CuratedTable:
                 continue
             if pd.api.types.is_bool_dtype(values.dtype):
                 out[col] = values.astype("boolean")
-            elif col != self.id and pd.api.types.is_numeric_dtype(values.dtype):
+            elif col in self.floats and pd.api.types.is_numeric_dtype(values.dtype):
                 out[col] = values.astype("float64")
             elif values.dtype == object and values.dropna().map(type).nunique() > 1:
                 kinds = sorted({type(v).__name__ for v in values.dropna()})
@@ -226,7 +228,14 @@ class CuratedTable:
                 continue
             if out[field.name].isna().all():
                 continue  # an all-null column takes the table's type
-            if not _same_kind(have, field.type):
+            if _same_kind(have, field.type):
+                continue
+            values = out[field.name]
+            if pa.types.is_integer(have) and pa.types.is_floating(field.type) and (values.dropna() % 1 == 0).all():
+                out[field.name] = values.astype("Int64")  # whole numbers read as floats (a missing value in a CSV)
+            elif pa.types.is_floating(have) and pa.types.is_integer(field.type) and (values.dropna().abs() < 2**53).all():
+                out[field.name] = values.astype("float64")  # exact: below 2**53
+            else:
                 raise CuratedError(
                     f"column {field.name!r} is {field.type} in this batch but {have} in the curated table "
                     f"({self.uri}); fix the upstream type, or keep it out of the files"
@@ -271,7 +280,8 @@ class CuratedTable:
             for h in holds:
                 held |= h.contains(kept[self.timestamp])
             current = kept[~held][[self.id]]
-        dropped = int((~current[self.id].isin(frame[self.id])).sum()) if len(current) else 0
+        new_ids = frame[self.id] if self.id in frame.columns else pd.Series([], dtype=object)
+        dropped = int((~current[self.id].isin(new_ids)).sum()) if len(current) else 0
         share = dropped / len(current) if len(current) else 0.0
         if share > max_drop and not commit.force:
             raise CuratedError(
@@ -279,6 +289,12 @@ class CuratedTable:
                 f"{len(current)} rows curated for it ({share:.0%} > max_curated_drop {max_drop:.0%}): the landing files "
                 f'may have been removed by retention. Nothing was changed. To replace anyway, trigger ingest with {{"force": true}}.'
             )
+        if frame.empty:  # a forced re-ingest of a window whose landing files are gone: delete its rows
+            properties = CommitProperties(custom_metadata=commit.metadata(window, 0, {**(extra or {}), "dropped": dropped}))
+            if table is not None and dropped:
+                table.delete(predicate=window_predicate(window, self.timestamp, holds), commit_properties=properties)
+            log.info("curated %s: emptied (%d rows dropped), version %s", window.key, dropped, self.version())
+            return {"version": self.version(), "rows": 0, "replaced": len(current), "dropped": dropped}
         data = self.conform(frame, table)
         properties = CommitProperties(custom_metadata=commit.metadata(window, len(data), {**(extra or {}), "dropped": dropped}))
         for attempt in range(COMMIT_RETRIES):

@@ -16,6 +16,8 @@ import os
 import numpy as np
 import pandas as pd
 
+from include.errors import DataError
+
 log = logging.getLogger(__name__)
 
 
@@ -37,7 +39,7 @@ def plain_features(frame: pd.DataFrame, numeric: list[str], categorical: list[st
             try:
                 out[col] = out[col].to_numpy(dtype="float64", na_value=np.nan)
             except (TypeError, ValueError) as err:
-                raise ValueError(f"column {col!r} is configured numeric but holds values that are not numbers: {err}") from None
+                raise DataError(f"column {col!r} is configured numeric but holds values that are not numbers: {err}") from None
     for col in categorical:
         if col in out.columns:
             values = out[col]

@@ -62,8 +62,10 @@ def _staged_meta(storage: Storage, window: Window) -> str:
 
 
 def balance(account: dict, window: Window, outcome: str) -> str:
-    """The one-line account of every row a run read; ``outcome`` is ``curated`` or ``quarantined``."""
-    mine = account.get("window", 0) + account.get("unreadable", 0)
+    """The one-line account of every row a run read; ``outcome`` is ``curated`` or ``quarantined``
+    (rows whose time cannot be read, or lies in the future, are quarantined with the batch, or left
+    in the entry by an accept)."""
+    mine = account.get("window", 0) + account.get("unreadable", 0) + account.get("future", 0)
     parts = [
         f"{mine} {outcome}",
         f"{account.get('held', 0)} held (open quarantine of another window)",
@@ -72,10 +74,11 @@ def balance(account: dict, window: Window, outcome: str) -> str:
     ]
     total = mine + sum(account.get(k, 0) for k in ("held", "published_elsewhere", "pending"))
     ok = "balanced" if total == account.get("read", 0) else f"UNBALANCED: {total} accounted"
-    line = f"rows of [{window.start.isoformat()}, {window.end.isoformat()}): read {account.get('read', 0)} from {account.get('files', 0)} file(s) = {' + '.join(parts)} ({ok})"
-    if account.get("future"):
-        line += f"; {account['future']} of the rows outside the window lie in the future of this run"
-    return line
+    span = f"[{window.start.isoformat()}, {window.end.isoformat()})"
+    line = f"rows of {span}: read {account.get('read', 0)} from {account.get('files', 0)} file(s) = {' + '.join(parts)} ({ok})"
+    odd = (("unreadable", "without a readable time"), ("future", "from the future"))
+    extra = [f"{account[k]} {what}" for k, what in odd if account.get(k)]
+    return line + (f"; of the {outcome}: {', '.join(extra)}" if extra else "")
 
 
 def _schema_outcome(err: CuratedError) -> dict:
@@ -97,23 +100,34 @@ def _schema_outcome(err: CuratedError) -> dict:
     }
 
 
-def check_landing(settings, window: Window, run: RunInfo) -> GateResult:
+def check_landing(settings, window: Window, run: RunInfo, force: bool = False) -> GateResult:
     """Reads the window's landing rows and runs the gate.
 
     A batch that fails becomes a new numbered quarantine entry (its rows per file as read, and the
     report) and the error is raised again naming the entry. Rows inside the span of an open
-    quarantine entry of another window stay out. Landing files are only ever read.
+    quarantine entry of another window stay out. Landing files are only ever read. A window whose
+    landing files are all gone (retention) while the table holds rows for it is refused, as
+    ``publish`` refuses a large drop, unless ``force``: then its rows are removed.
 
     Raises:
         DataQualityError: the batch failed; nothing was staged or curated.
+        CuratedError: no landing rows are left for a window the table holds rows of.
     """
     storage = Storage.from_settings(settings)
     landing, jail = LandingZone.from_settings(settings, storage), Quarantine(storage)
     now = datetime.fromisoformat(run["at"]) if run.get("at") else None
     holds = jail.holds(window)
-    batch = landing.read(window, now, holds)
-    learned = registry.champion_profile(settings.name)
+    batch = landing.read(window, now, holds, settings.quality.max_clock_skew)
     table = storage.curated()
+    if batch.frame.empty and (curated := table.count(window)):
+        if not force:
+            raise CuratedError(
+                f"no landing rows are left for [{window.start.isoformat()}, {window.end.isoformat()}), which holds {curated} "
+                "curated rows: the landing files may have been removed by retention. Nothing was changed. "
+                'To empty the window anyway, trigger ingest with {"force": true}.'
+            )
+        return _stage(storage, window, batch, holds, [], jail, landing, 0, None, batch.frame)
+    learned = registry.champion_profile(settings.name)
     try:
         report = quality.validate(batch.frame, settings.data, window, learned, settings.quality, "ingest", now=now)
         try:
@@ -130,28 +144,26 @@ def check_landing(settings, window: Window, run: RunInfo) -> GateResult:
             f"{err}\nthe batch ({len(batch.frame)} rows) is quarantined as entry {entry['id']} in {jail.root}/{entry['id']}{also}\n{line}"
         )
         raise quality.DataQualityError(message, err.report, unplaced, late) from None
-    staged = storage.write_parquet(staged_frame, storage.staging_path(window))
-    storage.write_json(
-        {
-            "mode": "publish",
-            "files": batch.files,
-            "account": batch.account,
-            "holds": [h.as_dict() for h in holds],
-            "warnings": report["warnings"],
-        },
-        _staged_meta(storage, window),
-    )
+    return _stage(storage, window, batch, holds, report["warnings"], jail, landing, report["checks"], learned, staged_frame)
+
+
+def _stage(storage: Storage, window: Window, batch, holds, warnings, jail, landing, checks, learned, frame) -> GateResult:
+    """Stages a batch that passed (or an empty one, forced) for ``publish``; hands over the
+    landing files that belong to no window and the late ones."""
+    staged = storage.write_parquet(frame, storage.staging_path(window))
+    meta = {"mode": "publish", "files": batch.files, "account": batch.account, "holds": [h.as_dict() for h in holds], "warnings": warnings}
+    storage.write_json(meta, _staged_meta(storage, window))
     unplaced, late = jail.unplaced(landing), landing.late_files()
     if holds:
         log.warning("rows inside open quarantine entries stay out of this window: %s", [h.as_dict() for h in holds])
     return {
         "rows": len(batch.frame),
-        "checks": report["checks"],
+        "checks": checks,
         "staged": staged,
         "learned_from": (learned or {}).get("window"),
         "unplaced": unplaced,
         "late": late,
-        "warnings": report["warnings"],
+        "warnings": warnings,
         "account": batch.account,
         "accepted": None,
     }
@@ -195,8 +207,10 @@ def check_accepted(settings, entry_id: str, reason: str | None, run: RunInfo) ->
     staged = storage.write_parquet(staged_frame, storage.staging_path(window))
     files = {name: {"size": info.get("size"), "mtime": info.get("mtime")} for name, info in entry["files"].items()}
     account = {"files": len(files), "read": len(frame) + left, "window": len(frame), "unreadable": left}
+    # other open entries inside this window keep their rows out of it, as at the gate
+    holds = [h.as_dict() for h in jail.holds(window)]
     storage.write_json(
-        {"mode": "accept", "entry": entry_id, "reason": reason, "files": files, "account": account, "holds": [], "warnings": []},
+        {"mode": "accept", "entry": entry_id, "reason": reason, "files": files, "account": account, "holds": holds, "warnings": []},
         _staged_meta(storage, window),
     )
     if left:
@@ -215,6 +229,22 @@ def check_accepted(settings, entry_id: str, reason: str | None, run: RunInfo) ->
     }
 
 
+def _published_by(storage: Storage, window: Window, run: RunInfo) -> PublishResult | None:
+    """What this run's earlier attempt committed for the window, from the table's history."""
+    for commit in storage.curated().history(50):
+        if commit.get("driftloop.run_id") == run.get("run_id") and commit.get("driftloop.window_start") == window.start.isoformat():
+            rows = int(commit.get("driftloop.rows", 0))
+            return {
+                "rows": rows,
+                "version": commit["version"],
+                "dropped": int(commit.get("driftloop.dropped", 0)),
+                "resolved": [],
+                "late": [],
+                "account": {},
+            }
+    return None
+
+
 def publish(settings, window: Window, run: RunInfo, force: bool = False) -> PublishResult:
     """Replaces the window's curated rows with the staged ones in one Delta commit, records the
     window as published from the files it read, and closes the window's open quarantine entries
@@ -228,6 +258,10 @@ def publish(settings, window: Window, run: RunInfo, force: bool = False) -> Publ
     storage = Storage.from_settings(settings)
     staged = storage.staging_path(window)
     if not storage.exists(staged):
+        done = _published_by(storage, window, run)
+        if done is not None:  # a retry after this run's publish finished (say, the worker died after it)
+            log.info("this run already published %s as table version %s", window.key, done["version"])
+            return done
         raise FileNotFoundError(f"nothing staged for {window.as_dict()}: the gate task must pass first")
     meta = storage.read_json(_staged_meta(storage, window))
     frame = storage.read_parquet(staged).drop(columns=["_event_date"], errors="ignore")

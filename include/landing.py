@@ -213,14 +213,17 @@ class LandingZone:
         return [n for n, e in manifest["files"].items() if not e.get("error") and e["rows"] and _overlaps_days(e["days"], window)]
 
     # -- reading a window ------------------------------------------------------------------
-    def read(self, window: Window, now: datetime | None = None, holds: list[Window] | None = None) -> Batch:
+    def read(self, window: Window, now: datetime | None = None, holds: list[Window] | None = None, skew=None) -> Batch:
         """The window's rows from every file with rows on its days, plus those files' rows whose
-        time cannot be read (the gate names them), and the account of every row of those files.
+        time cannot be read or lies in the future (the gate names them), and the account of every
+        row of those files.
 
         Args:
             window: the span.
-            now: the run's time; rows later than it are counted as ``future`` in the account.
+            now: the run's time; with ``skew``, rows later than ``now + skew`` are ``future``: they
+                travel with the batch, and the gate's ``max_clock_skew`` rule rejects it.
             holds: spans of open quarantine entries of other windows: their rows stay out.
+            skew: ``quality.max_clock_skew``.
         """
         holds = holds or []
         manifest = self.manifest()
@@ -236,8 +239,11 @@ class LandingZone:
             for h in holds:
                 held |= h.contains(stamps)
             unreadable = stamps.isna()
-            take = (inside & ~held) | unreadable
-            outside = ~inside & ~unreadable
+            future = pd.Series(False, index=frame.index)
+            if now is not None and skew is not None:
+                future = ~inside & (stamps > pd.Timestamp(now) + skew)
+            take = (inside & ~held) | unreadable | future
+            outside = ~inside & ~unreadable & ~future
             elsewhere = pd.Series(False, index=frame.index)
             for s, e in published:
                 elsewhere |= Window.parse(s, e).contains(stamps)
@@ -248,8 +254,7 @@ class LandingZone:
             account["held"] += int((inside & held).sum())
             account["published_elsewhere"] += int((outside & elsewhere).sum())
             account["pending"] += int((outside & ~elsewhere).sum())
-            if now is not None:
-                account["future"] += int((outside & (stamps > pd.Timestamp(now))).sum())
+            account["future"] += int(future.sum())
             files[name] = {"size": entry["size"], "mtime": entry["mtime"]}
             if take.any():
                 raw[name] = frame[take].reset_index(drop=True)
@@ -318,9 +323,23 @@ class LandingZone:
 
     def late_windows(self) -> list[Window]:
         """Every published window that some landing file has late rows in (reported or not)."""
+        return [w for _, w in self.late_runs()]
+
+    def late_runs(self) -> list[tuple[str, Window]]:
+        """``(key, window)`` for each window late rows wait for; the key names the window and the
+        late files' versions, so it changes only when another late file (or version) comes."""
+        import hashlib
+
         manifest = self.manifest()
-        keys = {k for e in manifest["files"].values() for k in (e.get("late") or {})}
-        return sorted((_key_window(k) for k in keys), key=lambda w: (w.start, w.end))
+        found: dict[str, list[str]] = {}
+        for name, entry in sorted(manifest["files"].items()):
+            for key in entry.get("late") or {}:
+                found.setdefault(key, []).append(f"{name}:{entry['size']}:{entry['mtime']}")
+        out = []
+        for key, files in sorted(found.items()):
+            digest = hashlib.sha256("|".join(files).encode()).hexdigest()[:12]
+            out.append((f"{key}__{digest}", _key_window(key)))
+        return out
 
 
 def _key_window(key: str) -> Window:

@@ -14,6 +14,7 @@ import pandas as pd
 
 from include import charts, labels, registry
 from include.drift import drift_decision, evidently_drift, plain_features
+from include.errors import DataError
 from include.landing import LandingZone
 from include.storage import Storage, Window, to_utc
 from include.training import predict, score
@@ -75,7 +76,7 @@ def score_interval(settings, window: Window) -> dict:
     champion = champion_or_raise(settings.name)
     frame = storage.read_curated(window)
     if frame.empty:
-        raise ValueError(f"no curated rows in [{window.start.isoformat()}, {window.end.isoformat()}): run ingest for this interval first")
+        raise DataError(f"no curated rows in [{window.start.isoformat()}, {window.end.isoformat()}): run ingest for this interval first")
     features = plain_features(frame, data.numeric, data.categorical)
     model = registry.load_model(f"models:/{settings.name}/{champion.version}")
     shadow_version = registry.previous_champion(settings.name, champion.version) if settings.monitoring.shadow else None
@@ -126,7 +127,7 @@ def reference_frame(settings, storage: Storage, champion: registry.VersionInfo) 
     window = reference_window(champion, settings.monitoring.reference)
     frame = storage.read_curated(window)
     if frame.empty:
-        raise ValueError(f"champion v{champion.version}'s training window {window.as_dict()} has no curated rows to compare with")
+        raise DataError(f"champion v{champion.version}'s training window {window.as_dict()} has no curated rows to compare with")
     limit = settings.monitoring.reference_rows
     return frame.sample(n=limit, random_state=0) if len(frame) > limit else frame
 

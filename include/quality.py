@@ -139,7 +139,7 @@ def build_expectations(
                 {"min_value": window.start.isoformat(), "max_value": window.end.isoformat(), "strict_max": True},
             ),
         ]
-        if now is not None and window.end > to_utc(now) + tolerances.max_clock_skew:
+        if now is not None:
             limit = (to_utc(now) + tolerances.max_clock_skew).isoformat()
             checks.append(Expectation("ExpectColumnValuesToBeBetween", data.timestamp, {"max_value": limit}, "max_clock_skew"))
     for col in data.numeric:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import uuid
 
 import pandas as pd
 
@@ -47,7 +48,7 @@ class Quarantine:
         if not self.storage.exists(self.root):
             return []
         names = [p.rstrip("/").rsplit("/", 1)[-1] for p in self.storage.fs.ls(self.root, detail=False)]
-        return sorted(n for n in names if _ENTRY.match(n))
+        return sorted(n for n in names if _ENTRY.match(n) and self.storage.exists(f"{self._folder(n)}/entry.json"))
 
     def entry(self, entry_id: str) -> dict:
         """The entry's record.
@@ -79,11 +80,15 @@ class Quarantine:
         ids = self.entry_ids()
         number = int(_ENTRY.match(ids[-1]).group(1)) + 1 if ids else 1
         entry_id = f"{number:04d}__{window.key}"
-        folder = self._folder(entry_id)
+        # built in a hidden folder and moved into place whole: a task killed half-way leaves no
+        # half entry that every later gate would trip over (entry_ids sees only finished ones)
+        final = self._folder(entry_id)
+        folder = f"{self.root}/.tmp-{uuid.uuid4().hex}"
         kept = {}
         for i, (name, rows) in enumerate(sorted(raw.items())):
             base = f"rows/{i:03d}__{safe_name(name.rsplit('/', 1)[-1])}"
-            kept[name] = {**files.get(name, {}), "rows": len(rows), "kept_as": self._write_rows(rows, f"{folder}/{base}")}
+            written = self._write_rows(rows, f"{folder}/{base}")
+            kept[name] = {**files.get(name, {}), "rows": len(rows), "kept_as": written[len(folder) + 1 :]}  # inside the entry
         self.storage.write_json(report, f"{folder}/report.json")
         self.storage.write_text(report_md, f"{folder}/report.md")
         record = {
@@ -97,6 +102,7 @@ class Quarantine:
             "failed": [f"{o['column'] or '(table)'}: {o['rule']}" for o in report.get("results", []) if not o.get("success")],
         }
         self.storage.write_json(record, f"{folder}/entry.json")
+        self.storage.fs.mv(folder, final, recursive=True)
         return record
 
     def _write_rows(self, rows: pd.DataFrame, base: str) -> str:
@@ -116,7 +122,7 @@ class Quarantine:
         entry = self.entry(entry_id)
         out = {}
         for name, info in entry["files"].items():
-            path = info["kept_as"]
+            path = f"{self._folder(entry_id)}/{info['kept_as']}"
             if path.endswith(".csv"):
                 with self.storage.fs.open(path, "rb") as handle:
                     out[name] = pd.read_csv(handle)

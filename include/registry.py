@@ -40,7 +40,7 @@ def _quiet() -> None:
 # MLflow adapter; other modules reach MLflow through it)
 _quiet()
 
-_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s]*@")
 
 
 def strip_userinfo(text: str) -> str:

@@ -83,21 +83,20 @@ def to_utc(value: str | datetime | pd.Timestamp) -> datetime:
 
 
 class Storage:
-    """The driftloop storage root and the landing zone, over fsspec."""
+    """The driftloop storage root, over fsspec (the landing zone is ``include.landing``; ``landing``
+    and ``labels`` are accepted for the callers that pass a config's paths positionally)."""
 
-    def __init__(self, root: str, landing: str, timestamp: str, labels: str | None = None, id_column: str = "id") -> None:
+    def __init__(self, root: str, landing: str, timestamp: str, labels: str | None = None, id_column: str = "id", numeric=()) -> None:
         self.fs, self.root = fsspec.core.url_to_fs(root)
         self.root = self.root.rstrip("/")
-        self.landing_fs, self.landing = fsspec.core.url_to_fs(landing)
-        self.landing = self.landing.rstrip("/")
-        self.labels = labels
         self.timestamp = timestamp
         self.id_column = id_column
+        self.numeric = tuple(numeric)  # stored as doubles in the curated table
 
     @classmethod
     def from_settings(cls, settings) -> Storage:
         data = settings.data
-        return cls(settings.storage, data.landing, data.timestamp, data.labels, data.id)
+        return cls(settings.storage, data.landing, data.timestamp, data.labels, data.id, data.numeric)
 
     # -- generic helpers -------------------------------------------------------------------
     def path(self, *parts: str) -> str:
@@ -140,7 +139,7 @@ class Storage:
         """The curated Delta table under this root."""
         from include.curated import CuratedTable, table_uri
 
-        return CuratedTable(table_uri(self.root, self.fs.protocol), self.timestamp, id_column or self.id_column)
+        return CuratedTable(table_uri(self.root, self.fs.protocol), self.timestamp, id_column or self.id_column, self.numeric)
 
     def read_curated(self, window: Window, columns: Iterable[str] | None = None) -> pd.DataFrame:
         """The curated rows of ``window`` (empty frame if none)."""

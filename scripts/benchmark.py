@@ -102,9 +102,12 @@ def retrain_vs_plain(repeat: int, home: Path) -> tuple[dict, dict]:
     frame = simulate(StreamSpec(start=__import__("datetime").datetime(2026, 1, 5), days=28, rows_per_day=300))
     write_daily_batches(frame, settings.data.landing)
     window = Window.parse("2026-01-05", "2026-02-02")
+    from include.curated import Commit
+    from include.landing import LandingZone
+
     storage = Storage.from_settings(settings)
-    staged = storage.read_landing(window)
-    storage.write_curated(staged, window, "id")
+    staged = LandingZone.from_settings(settings, storage).read(window).frame
+    storage.curated().replace(staged, window, Commit("publish", "benchmark", "benchmark"))
 
     port = free_port()
     bin_dir = Path(sys.executable).parent

@@ -39,9 +39,7 @@ def edges(dag):
                 ("window", "gate"),
                 ("window", "publish"),
                 ("gate", "publish"),
-                ("gate", "late_windows"),
                 ("late_windows", "reingest_late"),
-                ("publish", "reingest_late"),
             },
         ),
         (

@@ -171,6 +171,46 @@ def test_with_late_reingest_ingest_triggers_the_late_windows_itself(project_fact
 
     dr = project.ingest(START + DAY, START + 2 * DAY)
     assert dr.state == "success" and task_states(dr)["reingest_late"] == "success"
+    from include.landing import LandingZone
+
+    [(key, window)] = LandingZone.from_settings(project.settings).late_runs()  # still late: nothing ran it yet
+    assert window.as_dict() == {"start": START_UTC.isoformat(), "end": (START_UTC + DAY).isoformat()}
     with create_session() as session:
-        triggered = session.query(DagRun).filter(DagRun.dag_id == "ingest", DagRun.run_id.like(f"late__%__{dr.run_id}")).all()
+        triggered = session.query(DagRun).filter(DagRun.dag_id == "ingest", DagRun.run_id == f"late__{key}").all()
         assert [(r.conf["start"], r.conf["end"]) for r in triggered] == [(START_UTC.isoformat(), (START_UTC + DAY).isoformat())]
+    again = project.ingest(START + DAY, START + 2 * DAY)  # the same late state triggers nothing twice
+    assert again.state == "success"
+    with create_session() as session:
+        assert session.query(DagRun).filter(DagRun.dag_id == "ingest", DagRun.run_id.like(f"late__{key[:35]}%")).count() == 1
+
+
+def test_a_window_emptied_by_retention_is_refused_then_forced(project_factory, stream):
+    project = project_factory("emptied")
+    span = (START, START + DAY)
+    project.land(rows_in(stream, *span))
+    assert project.ingest(*span).state == "success"
+    kept = len(_curated(project, *span))
+    for path in project.landing.glob("*.parquet"):
+        path.unlink()
+    dr = project.ingest(*span)
+    assert dr.state == "failed" and task_states(dr)["gate"] == "failed"
+    assert len(_curated(project, *span)) == kept and _entries(project) == []  # untouched, nothing quarantined
+    forced = project.run("ingest", {"start": span[0].isoformat(), "end": span[1].isoformat(), "force": True})
+    assert forced.state == "success", task_states(forced)
+    assert _curated(project, *span).empty
+    assert project.storage.curated().history(1)[0]["driftloop.force"] == "true"
+
+
+def test_a_row_from_the_future_in_a_current_file_fails_the_clock_skew_rule(project_factory, stream):
+    """A scheduled run's window ends at its run time; a row dated 2099 in one of its files must not
+    pass as merely pending."""
+    project = project_factory("year2099")
+    rows = rows_in(stream, START, START + DAY)
+    odd = rows.head(1).assign(id=4_242_424, timestamp=pd.Timestamp("2099-01-01T00:00Z"))
+    project.land(rows)
+    pd.concat([rows.head(20), odd]).to_parquet(project.landing / "export_with_2099.parquet")
+    dr = project.ingest(START, START + DAY)
+    assert dr.state == "failed"
+    [entry] = _entries(project)
+    report = (project.folder / "store" / "quarantine" / entry["id"] / "report.md").read_text()
+    assert "max_clock_skew" in report and entry["rows"] == len(rows) + 21

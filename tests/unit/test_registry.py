@@ -114,3 +114,10 @@ def test_settled_history(history, champion, settled):
     from include.registry import settled_history
 
     assert settled_history(history, champion) == settled
+
+
+def test_a_password_with_an_at_sign_is_stripped_whole():
+    from include.registry import strip_userinfo
+
+    assert strip_userinfo("http://user:p@ss@mlflow:5000/#/x") == "http://mlflow:5000/#/x"
+    assert strip_userinfo("https://h2/path@tag") == "https://h2/path@tag"  # an @ after the host is not userinfo
