@@ -57,8 +57,11 @@ class PublishResult(TypedDict):
     account: dict
 
 
-def _staged_meta(storage: Storage, window: Window) -> str:
-    return storage.path("staging", f"{window.key}.json")
+def _staged(storage: Storage, window: Window, run: RunInfo) -> tuple[str, str]:
+    """The run's staged batch of ``window`` and its note (keyed by run: two runs of one window,
+    interleaved as gate A, gate B, publish A, publish B, each publish their own batch)."""
+    run_id = run.get("run_id") or "no-run"
+    return storage.staging_path(window, run_id), storage.staging_path(window, run_id, "json")
 
 
 def balance(account: dict, window: Window, outcome: str) -> str:
@@ -126,7 +129,7 @@ def check_landing(settings, window: Window, run: RunInfo, force: bool = False) -
                 "curated rows: the landing files may have been removed by retention. Nothing was changed. "
                 'To empty the window anyway, trigger ingest with {"force": true}.'
             )
-        return _stage(storage, window, batch, holds, [], jail, landing, 0, None, batch.frame)
+        return _stage(storage, window, run, batch, holds, [], jail, landing, 0, None, batch.frame)
     learned = registry.champion_profile(settings.name)
     try:
         report = quality.validate(batch.frame, settings.data, window, learned, settings.quality, "ingest", now=now)
@@ -144,15 +147,16 @@ def check_landing(settings, window: Window, run: RunInfo, force: bool = False) -
             f"{err}\nthe batch ({len(batch.frame)} rows) is quarantined as entry {entry['id']} in {jail.root}/{entry['id']}{also}\n{line}"
         )
         raise quality.DataQualityError(message, err.report, unplaced, late) from None
-    return _stage(storage, window, batch, holds, report["warnings"], jail, landing, report["checks"], learned, staged_frame)
+    return _stage(storage, window, run, batch, holds, report["warnings"], jail, landing, report["checks"], learned, staged_frame)
 
 
-def _stage(storage: Storage, window: Window, batch, holds, warnings, jail, landing, checks, learned, frame) -> GateResult:
+def _stage(storage: Storage, window: Window, run: RunInfo, batch, holds, warnings, jail, landing, checks, learned, frame) -> GateResult:
     """Stages a batch that passed (or an empty one, forced) for ``publish``; hands over the
     landing files that belong to no window and the late ones."""
-    staged = storage.write_parquet(frame, storage.staging_path(window))
+    rows_path, meta_path = _staged(storage, window, run)
+    staged = storage.write_parquet(frame, rows_path)
     meta = {"mode": "publish", "files": batch.files, "account": batch.account, "holds": [h.as_dict() for h in holds], "warnings": warnings}
-    storage.write_json(meta, _staged_meta(storage, window))
+    storage.write_json(meta, meta_path)
     unplaced, late = jail.unplaced(landing), landing.late_files()
     if holds:
         log.warning("rows inside open quarantine entries stay out of this window: %s", [h.as_dict() for h in holds])
@@ -204,14 +208,15 @@ def check_accepted(settings, entry_id: str, reason: str | None, run: RunInfo) ->
     if frame.empty:
         raise QuarantineError(f"none of the {left} rows of entry {entry_id} has a readable event time inside its window")
     staged_frame = storage.curated().conform(frame)
-    staged = storage.write_parquet(staged_frame, storage.staging_path(window))
+    rows_path, meta_path = _staged(storage, window, run)
+    staged = storage.write_parquet(staged_frame, rows_path)
     files = {name: {"size": info.get("size"), "mtime": info.get("mtime")} for name, info in entry["files"].items()}
     account = {"files": len(files), "read": len(frame) + left, "window": len(frame), "unreadable": left}
     # other open entries inside this window keep their rows out of it, as at the gate
     holds = [h.as_dict() for h in jail.holds(window)]
     storage.write_json(
         {"mode": "accept", "entry": entry_id, "reason": reason, "files": files, "account": account, "holds": holds, "warnings": []},
-        _staged_meta(storage, window),
+        meta_path,
     )
     if left:
         log.warning("%d row(s) of entry %s have no readable event time inside its window and stay quarantined", left, entry_id)
@@ -256,22 +261,32 @@ def publish(settings, window: Window, run: RunInfo, force: bool = False) -> Publ
         FileNotFoundError: nothing is staged for the window (the gate did not pass).
     """
     storage = Storage.from_settings(settings)
-    staged = storage.staging_path(window)
+    staged, meta_path = _staged(storage, window, run)
     if not storage.exists(staged):
         done = _published_by(storage, window, run)
         if done is not None:  # a retry after this run's publish finished (say, the worker died after it)
             log.info("this run already published %s as table version %s", window.key, done["version"])
             return done
         raise FileNotFoundError(f"nothing staged for {window.as_dict()}: the gate task must pass first")
-    meta = storage.read_json(_staged_meta(storage, window))
+    meta = storage.read_json(meta_path)
     frame = storage.read_parquet(staged).drop(columns=["_event_date"], errors="ignore")
-    holds = [Window.parse(h["start"], h["end"]) for h in meta["holds"]]
+    landing, jail = LandingZone.from_settings(settings, storage), Quarantine(storage)
     accepted = meta.get("entry") if meta["mode"] == "accept" else None
+    if accepted and (state := jail.entry(accepted)["state"]) != "open":
+        raise QuarantineError(f"quarantine entry {accepted} was {state} by another run after this run's gate: nothing was changed")
+    # the spans held out at the gate, and any entry opened since (by a run of an overlapping
+    # window between this gate and this publish): their rows stay as they are in the table
+    holds = sorted({Window.parse(h["start"], h["end"]) for h in meta["holds"]} | set(jail.holds(window)), key=lambda w: (w.start, w.end))
+    if len(holds) > len(meta["holds"]):
+        inside = pd.Series(False, index=frame.index)
+        for h in holds:
+            inside |= h.contains(frame[settings.data.timestamp])
+        log.warning("%d staged row(s) fall in quarantine entries opened since the gate and stay out", int(inside.sum()))
+        frame = frame[~inside].reset_index(drop=True)
     commit = Commit(meta["mode"], run.get("dag_id"), run.get("run_id"), run.get("user"), meta.get("reason"), force)
     written = storage.curated().replace(
         frame, window, commit, holds, settings.quality.max_curated_drop, {"quarantine_entry": accepted} if accepted else None
     )
-    landing, jail = LandingZone.from_settings(settings, storage), Quarantine(storage)
     record = {"run_id": run.get("run_id"), "dag_id": run.get("dag_id"), "version": written["version"], "warnings": meta["warnings"]}
     late = landing.record_published(window, meta["files"], record)
     if accepted:
@@ -281,7 +296,7 @@ def publish(settings, window: Window, run: RunInfo, force: bool = False) -> Publ
         log.info("window %s was published; quarantine entry %s is closed (kept)", window.key, entry_id)
     log.info(balance(meta["account"], window, "curated"))
     storage.fs.rm(staged)
-    storage.fs.rm(_staged_meta(storage, window))
+    storage.fs.rm(meta_path)
     return {
         "rows": written["rows"],
         "version": written["version"],

@@ -473,7 +473,23 @@ def recorded_move(name: str, airflow_run_id: str) -> dict | None:
             return None
         raise
     value = tags.get(_move_tag(airflow_run_id))
-    return json.loads(value) if value else None
+    return upgraded_move(json.loads(value)) if value else None
+
+
+def upgraded_move(record: dict) -> dict:
+    """A move record as the current code reads it. Records written before move plans had no
+    ``action`` and ``reason``, and a guard's rollback kept its target as ``champion``, not ``to``;
+    a run cleared after an upgrade must still find what it did. A promote's decision record
+    (``promoted``/``champion``, no ``history``) is read as it is."""
+    if "history" not in record:
+        return record
+    record = dict(record)
+    if "to" not in record:
+        record["to"] = record["champion"]
+    record.setdefault("action", "rollback")
+    record.setdefault("reason", f"{record['action']} to v{record['to']}")
+    record.setdefault("applied", False)
+    return record
 
 
 def record_move(name: str, airflow_run_id: str, result: dict) -> dict:

@@ -14,7 +14,9 @@ Layout under ``storage``::
     quarantine/<NNNN>__<start>__<end>/         a rejected batch: entry.json, report.json/.md, rows/
                                                (include/quarantine.py)
     quarantine/unplaced/<file>__<size>__<mtime>/ a copy of a landing file that belongs to no window
-    staging/<start>__<end>.parquet (+ .json)   a gated batch between the gate and its publication
+    staging/<start>__<end>__<run>.parquet      a gated batch between the gate and the publish of
+            (+ .json)                          its run (keyed by run: two runs of one window never
+                                               publish each other's batch)
     predictions/<start>__<end>.parquet         scores of an interval, one row per id
     verdicts/<start>__<end>.json               the monitor's drift verdict of an interval
     reports/<start>__<end>/drift.html          the Evidently report of an interval
@@ -22,6 +24,7 @@ Layout under ``storage``::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -145,8 +148,11 @@ class Storage:
         """The curated rows of ``window`` (empty frame if none)."""
         return self.curated().read(window, columns)
 
-    def staging_path(self, window: Window) -> str:
-        return self.path("staging", f"{window.key}.parquet")
+    def staging_path(self, window: Window, run_id: str, suffix: str = "parquet") -> str:
+        """Where ``run_id``'s gated batch of ``window`` waits for its publish (``suffix`` json:
+        what the gate found out about it)."""
+        digest = hashlib.sha1(run_id.encode()).hexdigest()[:8]  # run ids that differ only in odd characters
+        return self.path("staging", f"{window.key}__{safe_name(run_id)[:80]}-{digest}.{suffix}")
 
     def predictions_path(self, window: Window) -> str:
         return self.path("predictions", f"{window.key}.parquet")

@@ -144,6 +144,28 @@ def test_an_unapplied_rollback_plan_is_not_reported_as_rolled_back(project_facto
     assert "driftloop.demoted" not in mlflow_client.get_model_version(project.name, "2").tags
 
 
+@pytest.mark.parametrize("applied", [True, False])
+def test_a_guard_record_from_before_move_plans_is_finished_on_a_cleared_run(project_factory, mlflow_client, applied):
+    """Guard records written before move plans named the target ``champion`` (no ``to``, no
+    ``action``): clearing such a run after the upgrade finishes or reports it, never a KeyError."""
+    from include import registry
+    from include.retraining import guard_champion
+
+    project = project_factory(f"legacy_guard_{applied}")
+    _model(project, mlflow_client, versions=2, champion=1)
+    registry.set_champion(project.name, 1 if applied else 2, [1] if applied else [1, 2])
+    old = {"degraded": True, "rolled_back": True, "from": 2, "champion": 1, "history": [1], "verdicts": [], "reason": "v2 trails v1"}
+    mlflow_client.set_registered_model_tag(
+        project.name, "driftloop.move.manual__old_guard", json.dumps({**old, "applied": True} if applied else old)
+    )
+
+    result = guard_champion(project.settings, "manual__old_guard")
+    assert result["rolled_back"] is True and result["champion"] == 1 and result["from"] == 2
+    assert result["reason"] == "v2 trails v1"
+    assert _state(project, mlflow_client) == (1, [1])
+    assert registry.recorded_move(project.name, "manual__old_guard")["applied"] is True
+
+
 def test_recorded_move_says_none_only_for_a_missing_model(project_factory, monkeypatch):
     """ "No such model" means nothing was recorded; a server that does not answer is an error the
     task must retry, not a licence to move the champion again."""

@@ -214,3 +214,56 @@ def test_a_row_from_the_future_in_a_current_file_fails_the_clock_skew_rule(proje
     [entry] = _entries(project)
     report = (project.folder / "store" / "quarantine" / entry["id"] / "report.md").read_text()
     assert "max_clock_skew" in report and entry["rows"] == len(rows) + 21
+
+
+def _run(run_id: str) -> dict:
+    return {"dag_id": "ingest", "run_id": run_id, "user": "admin"}
+
+
+def test_two_runs_of_one_window_interleaved_each_publish_their_own_batch(project_factory, stream):
+    """gate A, gate B, publish A, publish B: the order two runs of one window can take when the
+    pool lets their tasks alternate (a backfill beside a manual run). Driven through the functions
+    the tasks call, in that order: dag.test() runs one DAG run at a time."""
+    from include.ingestion import check_landing, publish
+    from include.storage import Window
+
+    project = project_factory("interleave")
+    span = Window.parse(START, START + 2 * DAY)
+    first = rows_in(stream, START, START + 2 * DAY)
+    project.land(first)
+    check_landing(project.settings, span, _run("manual__a"))
+    more = first.head(5).assign(id=lambda f: f.id + 70_000)  # lands between the two gates
+    more.to_csv(project.landing / "more.csv", index=False)
+    check_landing(project.settings, span, _run("manual__b"))
+
+    assert publish(project.settings, span, _run("manual__a"))["rows"] == len(first)  # what A's gate read
+    assert publish(project.settings, span, _run("manual__b"))["rows"] == len(first) + 5
+    curated = _curated(project, START, START + 2 * DAY)
+    assert len(curated) == len(first) + 5 and curated["id"].is_unique
+    commits = [c for c in project.storage.curated().history() if c.get("driftloop.operation") == "publish"]
+    assert [c["driftloop.run_id"] for c in commits] == ["manual__b", "manual__a"]  # newest first
+    assert project.storage.fs.ls(project.storage.path("staging")) == []  # nothing left behind
+    # a retry of A's publish finds its own commit, not B's batch
+    assert publish(project.settings, span, _run("manual__a"))["version"] == commits[1]["version"]
+
+
+def test_an_entry_accepted_by_another_run_after_the_gate_is_not_published_twice(project_factory, stream):
+    from include.ingestion import check_accepted, publish
+    from include.quarantine import QuarantineError
+    from include.storage import Window
+
+    project = project_factory("accept_race")
+    day = rows_in(stream, START, START + DAY)
+    project.land(pd.concat([day, day.head(3)]))
+    assert project.ingest(START, START + DAY).state == "failed"
+    [entry] = _entries(project)
+    span = Window.parse(START, START + DAY)
+    check_accepted(project.settings, entry["id"], "known re-sends", _run("manual__a"))
+    check_accepted(project.settings, entry["id"], "known re-sends", _run("manual__b"))
+    publish(project.settings, span, _run("manual__a"))
+    version = project.storage.curated().version()
+    with pytest.raises(QuarantineError, match="accepted by another run"):
+        publish(project.settings, span, _run("manual__b"))
+    assert project.storage.curated().version() == version
+    [accepted] = _entries(project)
+    assert accepted["state"] == "accepted" and accepted["history"][-1]["run_id"] == "manual__a"

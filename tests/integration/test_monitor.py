@@ -132,9 +132,40 @@ def test_without_a_champion_the_run_skips_scoring(project_factory, stream_5w, ml
 
 
 def test_interval_without_curated_rows_fails(project):
-    """Monitoring an interval nobody ingested is an error (not a silent empty verdict). The score
-    task is retried, so this path is checked on the library function, not with dag.test()."""
+    """Monitoring an interval nobody ingested is a data error (not a silent empty verdict, and not
+    retried: see the two-interval run below for the task)."""
     from include.monitoring import score_interval
 
     with pytest.raises(ValueError, match="no curated rows"):
         score_interval(project.settings, _window(week(7)))
+
+
+def test_one_failed_interval_does_not_stop_guard_for_the_others(project, monkeypatch):
+    """A run over two intervals (as when two ingest runs queued events for one monitor run), one of
+    which nobody ingested: its score fails (data, no retry), the other interval is scored and
+    checked (drift expands over the scored intervals only), guard still runs on the verdict there is, and the run ends failed.
+
+    dag.test() cannot hand a run triggering asset events (the scheduler attaches them when it
+    creates an asset-triggered run), so the two intervals the events would give are supplied by
+    patching ``interval_windows``; its reading of the events is tested in tests/unit/test_windows.py.
+    """
+    from airflow.models import TaskInstance
+    from airflow.utils.session import create_session
+
+    from include import windows
+
+    monkeypatch.setattr(windows, "interval_windows", lambda params, extras=(): [_window(week(4)), _window(week(7))])
+    dr = project.run("monitor", {})
+    with create_session() as session:
+        tis = session.query(TaskInstance).filter(TaskInstance.dag_id == "monitor", TaskInstance.run_id == dr.run_id).all()
+        states = {(ti.task_id, ti.map_index): str(getattr(ti.state, "value", ti.state)) for ti in tis}
+    assert states == {
+        ("window", -1): "success",
+        ("score", 0): "success",
+        ("score", 1): "failed",
+        ("drift", 0): "success",  # expanded over the intervals that were scored
+        ("guard", -1): "success",
+        ("intervals_failed", -1): "failed",
+    }
+    assert dr.state == "failed"
+    assert xcom_value(dr, "guard")["champion"] == 1

@@ -121,3 +121,16 @@ def test_a_password_with_an_at_sign_is_stripped_whole():
 
     assert strip_userinfo("http://user:p@ss@mlflow:5000/#/x") == "http://mlflow:5000/#/x"
     assert strip_userinfo("https://h2/path@tag") == "https://h2/path@tag"  # an @ after the host is not userinfo
+
+
+def test_move_records_from_before_move_plans_are_read_as_plans():
+    from include.registry import upgraded_move
+
+    guard = {"degraded": True, "rolled_back": True, "from": 3, "champion": 2, "history": [1, 2], "verdicts": ["k"], "reason": "trails"}
+    assert upgraded_move(guard) == {**guard, "to": 2, "action": "rollback", "applied": False}
+    rollback = {"from": 3, "to": 1, "history": [1], "applied": True}
+    assert upgraded_move(rollback) == {**rollback, "action": "rollback", "reason": "rollback to v1"}
+    decision = {"promoted": False, "champion": 4, "reason": "worse"}  # a promote's decision: no move
+    assert upgraded_move(decision) == decision
+    plan = {"action": "promote", "from": 1, "to": 2, "history": [1, 2], "reason": "better", "applied": False}
+    assert upgraded_move(plan) == plan
