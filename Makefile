@@ -9,19 +9,30 @@ export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install demo stop test lint unit integration e2e lock benchmark clean
+.PHONY: install demo stop cluster cluster-stop test lint unit integration e2e cluster-test env compose-up compose-down lock benchmark clean
 
 install: $(STAMP)
 
 # Reinstalls only when the requirements or the lock change; a no-op otherwise.
-$(STAMP): requirements.txt requirements.lock
+# .venv holds all three sets (runtime, test, deploy): `make cluster` runs every process from it.
+$(STAMP): requirements.txt requirements-test.txt requirements-deploy.txt requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "pip==26.3"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -c requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
+		-r requirements.txt -r requirements-test.txt -r requirements-deploy.txt -c requirements.lock
 	@touch $(STAMP)
 
+# CLUSTER=1: play the demo on the cluster of `make cluster` instead of local services
 demo: install
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python scripts/demo.py $(if $(CLUSTER),--cluster)
+
+# the production topology on loopback (Postgres, Redis, an S3 store, MLflow with logins, Airflow
+# on Celery with two workers); prints the generated credentials (.cluster/credentials.env)
+cluster: install
+	$(BIN)/python scripts/cluster.py start
+
+cluster-stop:
+	@test -x $(BIN)/python && $(BIN)/python scripts/cluster.py stop || echo "nothing to stop (no .venv)"
 
 stop:
 	@test -x $(BIN)/python && $(BIN)/python scripts/services.py stop || echo "nothing to stop (no .venv)"
@@ -39,18 +50,31 @@ integration: install
 e2e: install
 	$(BIN)/pytest tests/e2e -q
 
+# the production topology on its own ports and home (.cluster-test/), started and stopped by the tests
+cluster-test: install
+	$(BIN)/pytest tests/cluster -q
+
+# docker/.env (0600) with generated secrets for docker-compose.yaml; FORCE=1 replaces an existing one
+env: install
+	$(BIN)/python scripts/compose_env.py $(if $(FORCE),--force)
+
+compose-up: docker/.env
+	docker compose --env-file docker/.env up -d --build
+
+compose-down:
+	docker compose --env-file docker/.env down
+
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q -ra
 
-# Regenerates the full lock from the current venv plus the deployment extras of
-# requirements-deploy.txt (run after changing either requirements file).
-lock:
+# Re-resolves requirements.lock from the three requirements files (run after changing one).
+lock: install
 	$(BIN)/python scripts/lock.py
 
 benchmark: install
 	$(BIN)/python scripts/benchmark.py
 
-clean: stop
-	rm -rf .airflow .mlflow .driftloop
+clean: stop cluster-stop
+	rm -rf .airflow .mlflow .driftloop .cluster .cluster-test

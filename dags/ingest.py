@@ -36,6 +36,7 @@ from driftloop_airflow import (
     interval_schedule,
     settings,
     start_date,
+    time_param,
 )
 from include.config import load_dag_settings
 
@@ -63,8 +64,8 @@ def _run_info() -> dict:
     tags=[*TAGS, "ingest"],
     doc_md=__doc__,
     params={
-        "start": Param(None, type=["null", "string"], format="date-time", title="Window start", description="UTC if no zone"),
-        "end": Param(None, type=["null", "string"], format="date-time", title="Window end", description="excluded"),
+        "start": time_param("UTC if no zone", "Window start"),
+        "end": time_param("excluded", "Window end"),
         "force": Param(False, type="boolean", title="Force", description="replace the window even if that drops many of its curated rows"),
         "accept": Param(
             None,

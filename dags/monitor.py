@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk import TriggerRule, dag, get_current_context, task
 
 from driftloop_airflow import (
     ALERT_ON_RESULT,
@@ -27,6 +27,7 @@ from driftloop_airflow import (
     fail_without_retry,
     settings,
     start_date,
+    time_param,
 )
 from include.config import load_dag_settings
 from mlflow_link import mlflow_task
@@ -44,8 +45,8 @@ CONFIG = load_dag_settings()
     tags=[*TAGS, "monitor"],
     doc_md=__doc__,
     params={
-        "start": Param(None, type=["null", "string"], format="date-time", description="interval start (UTC if no zone)"),
-        "end": Param(None, type=["null", "string"], format="date-time", description="interval end, excluded"),
+        "start": time_param("interval start, UTC if no zone"),
+        "end": time_param("interval end, excluded"),
     },
 )
 def monitor():

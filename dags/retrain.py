@@ -37,6 +37,7 @@ from driftloop_airflow import (
     fail_without_retry,
     settings,
     start_date,
+    time_param,
     trigger_schedule,
 )
 from include.config import PromotionSettings, load_dag_settings
@@ -65,7 +66,7 @@ class PromotionApproval(ApprovalOperator):
     tags=[*TAGS, "retrain"],
     doc_md=__doc__,
     params={
-        "end": Param(None, type=["null", "string"], format="date-time", description="window end, excluded (default: now)"),
+        "end": time_param("window end, excluded (default: now)"),
         "window": Param(None, type=["null", "string"], description="window length, e.g. 90D (default: training.window)"),
         "reason": Param("manual", type="string", enum=["manual", "schedule", "drift", "initial"], description="why this retrain runs"),
     },

@@ -1,53 +1,46 @@
 # syntax=docker/dockerfile:1
-# driftloop image: Airflow 3.3.2 + MLflow 3.17.2 + the project's code.
-# Used by every airflow-* service and by the mlflow service of docker-compose.yaml.
-# Build context is the repository root:
+# driftloop image: the official Airflow slim image (core Airflow, its entrypoint, user `airflow`)
+# plus driftloop's runtime and deploy requirements under the project lock, and the project code.
+# Every airflow-* service of docker-compose.yaml and the mlflow service run it.
+# Build context is the repository root (docker compose build does this):
 #   docker build -f docker/airflow.Dockerfile -t driftloop-airflow:dev .
-FROM python:3.11-slim
+# What the context may hold is listed in docker/airflow.Dockerfile.dockerignore (an allow-list:
+# docker/.env and local state never reach the builder).
+#
+# The tag is apache/airflow:slim-<airflow version>-python<python version>. Both versions must be
+# those of requirements.lock (Airflow) and of the lock's resolution (Python 3.11):
+# tests/unit/test_compose.py checks it.
+FROM apache/airflow:slim-3.3.2-python3.11
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    AIRFLOW_HOME=/opt/airflow \
-    PYTHONPATH=/opt/driftloop \
+    PYTHONPATH=/opt/driftloop:/opt/driftloop/plugins \
     AIRFLOW__CORE__DAGS_FOLDER=/opt/driftloop/dags \
     AIRFLOW__CORE__PLUGINS_FOLDER=/opt/driftloop/plugins \
     AIRFLOW__CORE__LOAD_EXAMPLES=False \
     MLFLOW_DISABLE_TELEMETRY=true \
     GX_ANALYTICS_ENABLED=false \
-    DO_NOT_TRACK=1
+    DO_NOT_TRACK=1 \
+    OMP_NUM_THREADS=1
 
-# Unprivileged runtime user (same UID as the official Airflow image, group 0).
-RUN useradd --uid 50000 --gid 0 --home-dir /opt/airflow --create-home --shell /bin/bash airflow
-
-# Dependencies first, so that code changes do not invalidate this layer.
-# requirements.lock is the full lock (pip freeze of a green venv): the build fails
-# until it exists, on purpose, so that images are reproducible.
+# The official image installs Python packages as the `airflow` user (never as root), without
+# pip's cache, with apache-airflow pinned to the image's own version so that nothing can move it.
+# Runtime + deploy sets only, constrained by the full lock: no test tools in the image.
+USER airflow
 COPY requirements.txt requirements-deploy.txt requirements.lock /tmp/requirements/
-# requirements-deploy.txt: the deployment-only extras (Celery provider, Postgres drivers, Redis
-# client), pinned, with their transitive packages in requirements.lock (`make lock`).
-RUN pip install --root-user-action=ignore \
+RUN pip install --no-cache-dir \
+        "apache-airflow==${AIRFLOW_VERSION}" \
         -r /tmp/requirements/requirements.txt \
         -r /tmp/requirements/requirements-deploy.txt \
         -c /tmp/requirements/requirements.lock
 
-# Project code, owned by root and so read-only for the runtime user.
+# Project code, owned by root: read-only for the `airflow` user that runs it.
 COPY dags/ /opt/driftloop/dags/
 COPY plugins/ /opt/driftloop/plugins/
 COPY include/ /opt/driftloop/include/
+# Start-up steps of docker-compose.yaml (mlflow server with basic auth, airflow-init).
+COPY docker/compose_init.py /opt/driftloop/docker/compose_init.py
 
-# Mount points of the named volumes. Creating them here, owned by the runtime
-# user, makes Docker give a fresh named volume the same ownership.
-RUN mkdir -p /opt/airflow/logs /opt/driftloop/.driftloop /mlflow/artifacts \
-    && chown -R airflow:0 /opt/airflow /opt/driftloop/.driftloop /mlflow \
-    && chmod -R g+rwX /opt/airflow /opt/driftloop/.driftloop /mlflow
-
-# Relative paths in the driftloop YAML are read from the YAML's folder: include/demo.yaml's
-# `storage: ../.driftloop/demo` is /opt/driftloop/.driftloop/demo, on the shared volume.
-WORKDIR /opt/driftloop
-USER airflow
-
-# 8080 api-server, 8793 worker log server, 8974 scheduler health, 5000 mlflow
-EXPOSE 8080 8793 8974 5000
-CMD ["airflow", "version"]
+# The entrypoint and CMD of the official image are kept: `docker run IMAGE scheduler` runs
+# `airflow scheduler`, `bash`/`python` run as given.
+# 8080 api-server, 8793 worker log server, 8794 triggerer log server, 8974 scheduler health, 5000 mlflow
+EXPOSE 8080 8793 8794 8974 5000

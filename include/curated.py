@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from include.errors import DataError
-from include.storage import Window, safe_name
+from include.storage import Window
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +92,6 @@ def storage_options() -> dict[str, str] | None:
     return None
 
 
-def _days(window: Window) -> list[str]:
-    last = pd.Timestamp(window.end) - pd.Timedelta(microseconds=1)
-    return [d.strftime("%Y-%m-%d") for d in pd.date_range(pd.Timestamp(window.start).normalize(), last.normalize(), freq="D")]
-
-
 def event_dates(stamps: pd.Series) -> pd.Series:
     """``YYYY-MM-DD`` of each timestamp. Formatted once per distinct day: ``strftime`` on a million
     rows takes seconds, longer than the whole Delta write."""
@@ -112,7 +107,7 @@ def _quote(column: str) -> str:
 def window_predicate(window: Window, timestamp: str, holds: Iterable[Window] = ()) -> str:
     """The SQL predicate of the rows a window owns: its days (partition pruning) and its span,
     minus the spans ``holds`` keeps out (open quarantine entries of other windows)."""
-    days = _days(window)
+    days = window.days()
     ts = _quote(timestamp)
 
     def span(w: Window) -> str:
@@ -162,7 +157,7 @@ class CuratedTable:
         if columns is not None:
             names = set(_arrow_schema(table).names)
             wanted = [c for c in dict.fromkeys([*columns, self.timestamp]) if c in names]
-        frame = table.to_pandas(columns=wanted, filters=[(DATE, "in", _days(window))])
+        frame = table.to_pandas(columns=wanted, filters=[(DATE, "in", window.days())])
         frame = frame.drop(columns=[DATE], errors="ignore")
         if frame.empty:
             return frame.iloc[0:0].reset_index(drop=True)
@@ -273,13 +268,15 @@ class CuratedTable:
 
         holds = list(holds)
         table = self._table()
-        current = self.read(window, [self.id]) if table is not None else pd.DataFrame(columns=[self.id])
-        if holds and not current.empty:
-            kept = self.read(window, [self.id, self.timestamp])
-            held = pd.Series(False, index=kept.index)
-            for h in holds:
-                held |= h.contains(kept[self.timestamp])
-            current = kept[~held][[self.id]]
+        if table is None:
+            current = pd.DataFrame(columns=[self.id])
+        else:  # one read; with holds, the times tell which of the window's rows they keep
+            current = self.read(window, [self.id, self.timestamp] if holds else [self.id])
+            if holds and not current.empty:
+                held = pd.Series(False, index=current.index)
+                for h in holds:
+                    held |= h.contains(current[self.timestamp])
+                current = current[~held][[self.id]]
         new_ids = frame[self.id] if self.id in frame.columns else pd.Series([], dtype=object)
         dropped = int((~current[self.id].isin(new_ids)).sum()) if len(current) else 0
         share = dropped / len(current) if len(current) else 0.0
@@ -347,10 +344,6 @@ def _same_kind(a, b) -> bool:
     if pa.types.is_floating(a) and pa.types.is_floating(b):
         return True
     return pa.types.is_boolean(a) and pa.types.is_boolean(b)
-
-
-def commit_key(window: Window) -> str:
-    return safe_name(window.key)
 
 
 def restore_window(table: CuratedTable, window: Window, version: int, commit: Commit) -> dict:

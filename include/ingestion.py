@@ -120,7 +120,9 @@ def check_landing(settings, window: Window, run: RunInfo, force: bool = False) -
     landing, jail = LandingZone.from_settings(settings, storage), Quarantine(storage)
     now = datetime.fromisoformat(run["at"]) if run.get("at") else None
     holds = jail.holds(window)
-    batch = landing.read(window, now, holds, settings.quality.max_clock_skew)
+    # the landing zone is listed once per gate (the pool keeps other writers of the manifest out)
+    manifest = landing.manifest()
+    batch = landing.read(window, now, holds, settings.quality.max_clock_skew, manifest)
     table = storage.curated()
     if batch.frame.empty and (curated := table.count(window)):
         if not force:
@@ -129,7 +131,7 @@ def check_landing(settings, window: Window, run: RunInfo, force: bool = False) -
                 "curated rows: the landing files may have been removed by retention. Nothing was changed. "
                 'To empty the window anyway, trigger ingest with {"force": true}.'
             )
-        return _stage(storage, window, run, batch, holds, [], jail, landing, 0, None, batch.frame)
+        return _stage(storage, window, run, batch, holds, [], jail, landing, manifest, 0, None, batch.frame)
     learned = registry.champion_profile(settings.name)
     try:
         report = quality.validate(batch.frame, settings.data, window, learned, settings.quality, "ingest", now=now)
@@ -139,7 +141,7 @@ def check_landing(settings, window: Window, run: RunInfo, force: bool = False) -
             report = quality.judge([*report["results"], _schema_outcome(err)], batch.frame, window, learned, "ingest")
     except quality.DataQualityError as err:
         entry = jail.add(window, batch.raw, batch.files, err.report, quality.report_markdown(err.report), dict(run))
-        unplaced, late = jail.unplaced(landing), landing.late_files()
+        unplaced, late = jail.unplaced(landing, manifest), landing.late_files(manifest=manifest)
         line = balance(batch.account, window, "quarantined")
         log.error(line)
         also = "".join(f"\nalso: landing file {u['file']} belongs to no window ({u['error']}); see {u['quarantine']}" for u in unplaced)
@@ -147,17 +149,19 @@ def check_landing(settings, window: Window, run: RunInfo, force: bool = False) -
             f"{err}\nthe batch ({len(batch.frame)} rows) is quarantined as entry {entry['id']} in {jail.root}/{entry['id']}{also}\n{line}"
         )
         raise quality.DataQualityError(message, err.report, unplaced, late) from None
-    return _stage(storage, window, run, batch, holds, report["warnings"], jail, landing, report["checks"], learned, staged_frame)
+    return _stage(storage, window, run, batch, holds, report["warnings"], jail, landing, manifest, report["checks"], learned, staged_frame)
 
 
-def _stage(storage: Storage, window: Window, run: RunInfo, batch, holds, warnings, jail, landing, checks, learned, frame) -> GateResult:
+def _stage(
+    storage: Storage, window: Window, run: RunInfo, batch, holds, warnings, jail, landing, manifest, checks, learned, frame
+) -> GateResult:
     """Stages a batch that passed (or an empty one, forced) for ``publish``; hands over the
-    landing files that belong to no window and the late ones."""
+    landing files that belong to no window and the late ones (from ``manifest``, the gate's)."""
     rows_path, meta_path = _staged(storage, window, run)
     staged = storage.write_parquet(frame, rows_path)
     meta = {"mode": "publish", "files": batch.files, "account": batch.account, "holds": [h.as_dict() for h in holds], "warnings": warnings}
     storage.write_json(meta, meta_path)
-    unplaced, late = jail.unplaced(landing), landing.late_files()
+    unplaced, late = jail.unplaced(landing, manifest), landing.late_files(manifest=manifest)
     if holds:
         log.warning("rows inside open quarantine entries stay out of this window: %s", [h.as_dict() for h in holds])
     return {

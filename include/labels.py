@@ -34,10 +34,10 @@ import pandas as pd
 from pandas.api import types as ptypes
 
 from include.errors import DataError
+from include.storage import is_data_file
 
 log = logging.getLogger(__name__)
 
-LABELS_SUFFIXES = (".csv", ".parquet", ".pq")
 MAX_EXAMPLES = 5
 
 
@@ -59,12 +59,7 @@ def label_files(url: str) -> list[str]:
     root = root.rstrip("/")
     if not fs.exists(root):
         return []
-    names = []
-    for name in fs.find(root):
-        hidden = "/." in "/" + name[len(root) :].lstrip("/")
-        if name.lower().endswith(LABELS_SUFFIXES) and not hidden:
-            names.append(name)
-    return sorted(names)
+    return sorted(name for name in fs.find(root) if is_data_file(root, name))
 
 
 def _read_file(fs, name: str) -> pd.DataFrame:

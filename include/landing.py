@@ -20,7 +20,7 @@ from datetime import datetime
 import fsspec
 import pandas as pd
 
-from include.storage import LANDING_SUFFIXES, Storage, Window, to_utc
+from include.storage import Storage, Window, is_data_file, to_utc
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +69,9 @@ def _day_spans(stamps: pd.Series) -> list[list[str]]:
     return [[a.strftime("%Y-%m-%d"), b.strftime("%Y-%m-%d")] for a, b in spans]
 
 
-def _overlaps_days(spans: list[list[str]], window: Window) -> bool:
-    first = pd.Timestamp(window.start).normalize()
-    last = (pd.Timestamp(window.end) - pd.Timedelta(microseconds=1)).normalize()
+def _overlaps_days(spans: list[list[str]], days: list[str]) -> bool:
+    """Whether a file's day spans reach any of ``days`` (a window's ``Window.days()``)."""
+    first, last = pd.Timestamp(days[0], tz="UTC"), pd.Timestamp(days[-1], tz="UTC")
     return any(pd.Timestamp(a, tz="UTC") <= last and pd.Timestamp(b, tz="UTC") >= first for a, b in spans)
 
 
@@ -122,9 +122,7 @@ class LandingZone:
             raise FileNotFoundError(f"landing zone {self.root} does not exist")
         found = []
         for info in self.fs.find(self.root, detail=True).values():
-            name = info["name"]
-            hidden = "/." in "/" + name[len(self.root) :].lstrip("/")  # temp files of writers in progress
-            if info.get("type") == "file" and name.lower().endswith(LANDING_SUFFIXES) and not hidden:
+            if info.get("type") == "file" and is_data_file(self.root, info["name"]):
                 found.append(info)
         return sorted(found, key=lambda i: i["name"])
 
@@ -177,14 +175,19 @@ class LandingZone:
             return entry
         for key, record in published.items():
             window = Window.parse(record["start"], record["end"])
-            if _overlaps_days(entry["days"], window):
+            if _overlaps_days(entry["days"], window.days()):
                 rows = int(window.contains(stamps).sum())
                 if rows:
                     entry["late"][key] = rows
         return entry
 
     def manifest(self) -> dict:
-        """The manifest, with new and changed landing files indexed (and saved when it changed)."""
+        """The manifest, with new and changed landing files indexed (and saved when it changed).
+
+        Each call lists the landing zone (a LIST pass on an object store), so a task that needs
+        the manifest more than once calls this once and hands the result to ``read``,
+        ``late_files`` and ``Quarantine.unplaced`` (the last two change it in place and save it).
+        """
         manifest = self.load()
         files, changed = manifest["files"], False
         current = {}
@@ -210,10 +213,13 @@ class LandingZone:
     def files_for(self, window: Window, manifest: dict | None = None) -> list[str]:
         """The landing files with rows on the window's days (files that belong to no window aside)."""
         manifest = manifest or self.manifest()
-        return [n for n, e in manifest["files"].items() if not e.get("error") and e["rows"] and _overlaps_days(e["days"], window)]
+        days = window.days()
+        return [n for n, e in manifest["files"].items() if not e.get("error") and e["rows"] and _overlaps_days(e["days"], days)]
 
     # -- reading a window ------------------------------------------------------------------
-    def read(self, window: Window, now: datetime | None = None, holds: list[Window] | None = None, skew=None) -> Batch:
+    def read(
+        self, window: Window, now: datetime | None = None, holds: list[Window] | None = None, skew=None, manifest: dict | None = None
+    ) -> Batch:
         """The window's rows from every file with rows on its days, plus those files' rows whose
         time cannot be read or lies in the future (the gate names them), and the account of every
         row of those files.
@@ -224,9 +230,11 @@ class LandingZone:
                 travel with the batch, and the gate's ``max_clock_skew`` rule rejects it.
             holds: spans of open quarantine entries of other windows: their rows stay out.
             skew: ``quality.max_clock_skew``.
+            manifest: the manifest as ``manifest()`` returned it earlier in the same task (None:
+                list the landing zone now).
         """
         holds = holds or []
-        manifest = self.manifest()
+        manifest = self.manifest() if manifest is None else manifest
         published = merge_spans([[r["start"], r["end"]] for r in manifest["published"].values()])
         frames, raw, files = [], {}, {}
         account = {"files": 0, "read": 0, "window": 0, "unreadable": 0, "held": 0, "published_elsewhere": 0, "pending": 0, "future": 0}
@@ -272,10 +280,14 @@ class LandingZone:
         go). A file indexed meanwhile (landed between the gate and now) that has rows in the window
         but was not read is marked late for it.
 
+        Lists the landing zone and loads the manifest afresh on purpose (the publish is a task of
+        its own, after the gate): files that landed since the gate are indexed here.
+
         Returns:
             The late files found by this call.
         """
         manifest = self.manifest()
+        days = window.days()
         manifest["published"][window.key] = {**window.as_dict(), **record, "files": sorted(files)}
         found = []
         for name, entry in manifest["files"].items():
@@ -284,8 +296,8 @@ class LandingZone:
             read = files.get(name)
             if read is not None and read == {"size": entry["size"], "mtime": entry["mtime"]}:
                 entry["covered"] = merge_spans([*entry.get("covered", []), [window.start.isoformat(), window.end.isoformat()]])
-                entry["late"] = {k: v for k, v in entry.get("late", {}).items() if not _inside(_key_window(k), entry["covered"])}
-            elif _overlaps_days(entry["days"], window) and not _inside(window, entry.get("covered", [])):
+                entry["late"] = {k: v for k, v in entry.get("late", {}).items() if not _inside(Window.from_key(k), entry["covered"])}
+            elif _overlaps_days(entry["days"], days) and not _inside(window, entry.get("covered", [])):
                 stamps = parse_timestamps(self.read_file(name, [self.timestamp])[self.timestamp], self.format)
                 rows = int(window.contains(stamps).sum())
                 if rows:
@@ -303,27 +315,24 @@ class LandingZone:
                 out += record.get("warnings") or []
         return out
 
-    def late_files(self, mark: bool = True) -> list[dict]:
+    def late_files(self, mark: bool = True, manifest: dict | None = None) -> list[dict]:
         """Landing files with rows in windows published before they arrived (or changed), not yet
         reported: ``[{"file", "windows": [{"start", "end", "rows"}], "rows"}]``. With ``mark`` they
-        are recorded as reported, so the next run stays quiet about them."""
-        manifest = self.manifest()
+        are recorded as reported, so the next run stays quiet about them. ``manifest``: as
+        ``manifest()`` returned it earlier in the same task (None: list the landing zone now)."""
+        manifest = self.manifest() if manifest is None else manifest
         out = []
         for name, entry in sorted(manifest["files"].items()):
             pending = {k: v for k, v in (entry.get("late") or {}).items() if k not in entry.get("late_reported", [])}
             if not pending:
                 continue
-            windows = [{**_key_window(k).as_dict(), "rows": v} for k, v in sorted(pending.items())]
+            windows = [{**Window.from_key(k).as_dict(), "rows": v} for k, v in sorted(pending.items())]
             out.append({"file": name, "windows": windows, "rows": sum(pending.values())})
             if mark:
                 entry["late_reported"] = sorted({*entry.get("late_reported", []), *pending})
         if out and mark:
             self.save(manifest)
         return out
-
-    def late_windows(self) -> list[Window]:
-        """Every published window that some landing file has late rows in (reported or not)."""
-        return [w for _, w in self.late_runs()]
 
     def late_runs(self) -> list[tuple[str, Window]]:
         """``(key, window)`` for each window late rows wait for; the key names the window and the
@@ -338,10 +347,5 @@ class LandingZone:
         out = []
         for key, files in sorted(found.items()):
             digest = hashlib.sha256("|".join(files).encode()).hexdigest()[:12]
-            out.append((f"{key}__{digest}", _key_window(key)))
+            out.append((f"{key}__{digest}", Window.from_key(key)))
         return out
-
-
-def _key_window(key: str) -> Window:
-    start, end = key.split("__")
-    return Window.parse(pd.Timestamp(start), pd.Timestamp(end))

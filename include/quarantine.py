@@ -150,14 +150,15 @@ class Quarantine:
         return done
 
     # -- landing files that belong to no window --------------------------------------------
-    def unplaced(self, landing) -> list[dict]:
+    def unplaced(self, landing, manifest: dict | None = None) -> list[dict]:
         """Copies each landing file that belongs to no window (``error`` in the manifest) into
         ``quarantine/unplaced/<file>__<size>__<mtime>/`` with a report, once per version of the
-        file. The landing file stays where it is.
+        file. The landing file stays where it is. ``manifest``: as ``landing.manifest()`` returned
+        it earlier in the same task (None: list the landing zone now).
 
         Returns the files quarantined by this call: ``[{"file", "rows", "error", "quarantine"}]``.
         """
-        manifest = landing.manifest()
+        manifest = landing.manifest() if manifest is None else manifest
         done = []
         for name, entry in sorted(manifest["files"].items()):
             if not entry.get("error") or entry.get("quarantined"):

@@ -5,7 +5,7 @@ client's HTTP waits from the config (called where a task loads its settings). Ev
 idempotent: runs carry the Airflow run id (or the monitored interval) as tags and are looked up
 before a new one is made, and a version is registered once per training run. A tracking URI may
 carry a user and password (``http://user:pass@host``): ``strip_userinfo`` takes them out of every
-link and log line made here.
+link and log line made here. Links point at ``MLFLOW_PUBLIC_URL`` when it is set.
 """
 
 from __future__ import annotations
@@ -143,12 +143,16 @@ class VersionInfo:
         }
 
 
+PUBLIC_URL_ENV = "MLFLOW_PUBLIC_URL"
+
+
 def _ui_base() -> str | None:
-    """The MLflow UI's base URL (the tracking URI without credentials), or None when the tracking
-    URI is not an HTTP server."""
+    """The MLflow UI's base URL for links a person follows: ``MLFLOW_PUBLIC_URL`` when set (the
+    workers may reach MLflow at a name no browser resolves, such as ``http://mlflow:5000``), else
+    the tracking URI without credentials; None when neither is an HTTP server."""
     import mlflow
 
-    uri = mlflow.get_tracking_uri()
+    uri = os.environ.get(PUBLIC_URL_ENV) or mlflow.get_tracking_uri()
     if not uri.startswith(("http://", "https://")):
         return None
     return strip_userinfo(uri).rstrip("/")
@@ -197,7 +201,24 @@ def alias_version(name: str, alias: str) -> VersionInfo | None:
     except MlflowException as err:
         if getattr(err, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
             return None
+        # a server with basic auth answers a user who is not an admin 403, not 404, for a version
+        # of a model that does not exist: ask for the model itself, which says 404 when it is missing
+        if getattr(err, "error_code", "") == "PERMISSION_DENIED" and not model_exists(name):
+            return None
         raise
+
+
+def model_exists(name: str) -> bool:
+    """Whether registered model ``name`` exists (any other MLflow error propagates)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client().get_registered_model(name)
+    except MlflowException as err:
+        if _missing(err):
+            return False
+        raise
+    return True
 
 
 def get_version(name: str, version: int) -> VersionInfo:

@@ -31,7 +31,7 @@ import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import fsspec
 import pandas as pd
@@ -45,6 +45,15 @@ def safe_name(text: str) -> str:
 
 
 LANDING_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+def is_data_file(root: str, name: str) -> bool:
+    """Whether ``name``, a file found under the folder ``root`` (landing zone or labels), is one
+    driftloop reads: CSV or Parquet (``LANDING_SUFFIXES``), and not hidden, nor inside a hidden
+    folder below ``root`` (a writer's temporary file in progress). Hidden folders above ``root``
+    do not count."""
+    hidden = "/." in "/" + name[len(root) :].lstrip("/")
+    return name.lower().endswith(LANDING_SUFFIXES) and not hidden
 
 
 @dataclass(frozen=True)
@@ -64,10 +73,22 @@ class Window:
     def parse(cls, start: str | datetime, end: str | datetime) -> Window:
         return cls(to_utc(start), to_utc(end))
 
+    @classmethod
+    def from_key(cls, key: str) -> Window:
+        """The window a ``key`` names (the inverse of ``Window.key``)."""
+        start, end = key.split("__")
+        return cls.parse(pd.Timestamp(start), pd.Timestamp(end))
+
     @property
     def key(self) -> str:
         """A file-name-safe key, e.g. ``20260105T000000Z__20260112T000000Z``."""
         return f"{self.start:%Y%m%dT%H%M%SZ}__{self.end:%Y%m%dT%H%M%SZ}"
+
+    def days(self) -> list[str]:
+        """The UTC dates (``YYYY-MM-DD``) the window has instants on, first to last (the end is
+        excluded: a window ending at midnight does not reach that day)."""
+        first, last = self.start.date(), (self.end - timedelta(microseconds=1)).date()
+        return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
     def as_dict(self) -> dict[str, str]:
         return {"start": self.start.isoformat(), "end": self.end.isoformat()}
@@ -87,9 +108,9 @@ def to_utc(value: str | datetime | pd.Timestamp) -> datetime:
 
 class Storage:
     """The driftloop storage root, over fsspec (the landing zone is ``include.landing``; ``landing``
-    and ``labels`` are accepted for the callers that pass a config's paths positionally)."""
+    is accepted for the callers that pass a config's paths positionally)."""
 
-    def __init__(self, root: str, landing: str, timestamp: str, labels: str | None = None, id_column: str = "id", numeric=()) -> None:
+    def __init__(self, root: str, landing: str, timestamp: str, id_column: str = "id", numeric=()) -> None:
         self.fs, self.root = fsspec.core.url_to_fs(root)
         self.root = self.root.rstrip("/")
         self.timestamp = timestamp
@@ -99,7 +120,7 @@ class Storage:
     @classmethod
     def from_settings(cls, settings) -> Storage:
         data = settings.data
-        return cls(settings.storage, data.landing, data.timestamp, data.labels, data.id, data.numeric)
+        return cls(settings.storage, data.landing, data.timestamp, data.id, data.numeric)
 
     # -- generic helpers -------------------------------------------------------------------
     def path(self, *parts: str) -> str:

@@ -14,7 +14,7 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, CronDataIntervalTimetable, CronTriggerTimetable
+from airflow.sdk import Asset, CronDataIntervalTimetable, CronTriggerTimetable, Param
 
 from alert_notifier import AlertNotifier
 
@@ -50,6 +50,28 @@ POOLS = {
     CURATED_POOL: "driftloop: one writer of the landing manifest and the curated table at a time",
     REGISTRY_POOL: "driftloop: one move of @champion at a time",
 }
+
+
+# An ISO date or date-time, with or without a zone (none: UTC). Not `format: "date-time"`: whether
+# jsonschema checks that format depends on an optional package (rfc3339-validator) being installed,
+# so the same trigger would pass on one machine and fail on another, and RFC 3339 refuses a time
+# without a zone, which driftloop accepts.
+ISO_TIME = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?$"
+
+
+def time_param(description: str, title: str | None = None) -> Param:
+    """A run-conf field holding an optional ISO date or date-time."""
+    extra = {"title": title} if title else {}
+    return Param(None, type=["null", "string"], pattern=ISO_TIME, description=f"{description}; ISO date or date-time", **extra)
+
+
+def worker_hostname() -> str:
+    """``[core] hostname_callable`` of the cluster's Celery workers: both run on one machine, so the
+    machine name alone does not tell them apart in a task instance's ``hostname``."""
+    import socket
+
+    name = os.environ.get("DRIFTLOOP_WORKER_NAME")
+    return f"{name}@{socket.gethostname()}" if name else socket.gethostname()
 
 
 def start_date(value: str) -> pendulum.DateTime:

@@ -12,7 +12,12 @@ the scheduler through its REST API exactly as a user would from the UI:
 
 It ends with a table of the intervals and where to look. Everything runs until ``make stop``.
 
+With ``--cluster`` (``make demo CLUSTER=1``) the same play runs on the cluster of ``make cluster``
+(scripts/cluster.py): Celery workers, logins, storage and landing on the object store. The
+cluster keeps running; the demo's earlier runs, model and data there are replaced.
+
     python scripts/demo.py [--home DIR] [--config FILE] [--airflow-port N] [--mlflow-port N] [--stop]
+    python scripts/demo.py --cluster
 """
 
 from __future__ import annotations
@@ -142,11 +147,43 @@ class Airflow:
     def runs(self, dag_id: str) -> list[dict]:
         return self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns?order_by=-run_after&limit=50")["dag_runs"]
 
+    def runs_all(self, dag_id: str) -> list[dict]:
+        """Every run of ``dag_id``, page by page."""
+        found: list[dict] = []
+        while page := self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100&offset={len(found)}")["dag_runs"]:
+            found += page
+        return found
+
     def task_time(self) -> tuple[int, int, float]:
         """DAG runs, task instances and the sum of their run times, over every DAG."""
         runs = self._request("GET", "/api/v2/dags/~/dagRuns?limit=1000")["total_entries"]
         tis = self._request("GET", "/api/v2/dags/~/dagRuns/~/taskInstances?limit=1000")["task_instances"]
         return runs, len(tis), sum(t.get("duration") or 0.0 for t in tis)
+
+    def task_hosts(self) -> dict[str, int]:
+        """How many task instances each worker ran (``hostname``), over every DAG."""
+        tis = self._request("GET", "/api/v2/dags/~/dagRuns/~/taskInstances?limit=1000")["task_instances"]
+        hosts: dict[str, int] = {}
+        for ti in tis:
+            if ti.get("hostname"):
+                hosts[ti["hostname"]] = hosts.get(ti["hostname"], 0) + 1
+        return dict(sorted(hosts.items()))
+
+    def delete_runs(self, dag_id: str, keep_running: bool = False) -> int:
+        """Deletes the runs of ``dag_id`` (a replay of the demo reuses its run ids); an unfinished
+        run is marked failed first, or kept with ``keep_running``."""
+        deleted, offset = 0, 0
+        while runs := self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100&offset={offset}")["dag_runs"]:
+            for run in runs:
+                path = f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}"
+                if run["state"] not in ("success", "failed"):
+                    if keep_running:
+                        offset += 1
+                        continue
+                    self._request("PATCH", path, {"state": "failed"})
+                self._request("DELETE", path)
+                deleted += 1
+        return deleted
 
     def xcom(self, dag_id: str, run_id: str, task_id: str):
         try:
@@ -350,15 +387,93 @@ class Demo:
             f"""
 Airflow   {self.svc.airflow_url}   user admin, password {self.svc.password()}
           (generated; kept in {self.svc.password_file})
-MLflow    {self.svc.mlflow_url}   experiments '{self.settings.name}' and '{self.settings.name}-monitoring', model '{self.settings.name}'
+MLflow    {self.svc.mlflow_url}   experiments '{self.settings.name}' and '{self.settings.name}-monitoring', model '{self.settings.name}'{self.svc.mlflow_login}
 Reports   {store}/reports/drift_over_time.png   (drift share and live metric per week)
           {store}/reports/<interval>/drift.html  (Evidently)
           {store}/quarantine/<NNNN>__<interval>/report.md
 Alerts    {store}/alerts/   (to also POST them to a webhook: AIRFLOW_CONN_DRIFTLOOP_ALERTS=https://...)
-Took {time.monotonic() - self.started:.0f} s. Services keep running; `make stop` stops them."""
+Took {time.monotonic() - self.started:.0f} s. Services keep running; `{self.svc.stop_command}` stops them."""
         )
         runs, tis, seconds = self.airflow.task_time()
         print(f"Airflow ran {runs} DAG runs, {tis} task instances; their tasks took {seconds:.0f} s in all.")
+        if self.svc.stop_command == "make cluster-stop":
+            hosts = ", ".join(f"{host} {n}" for host, n in self.airflow.task_hosts().items())
+            print(f"Task instances per worker: {hosts}")
+
+
+@dataclass
+class OnCluster:
+    """Where the demo runs with ``--cluster``: the cluster of scripts/cluster.py, its logins."""
+
+    cluster: object
+    creds: dict
+
+    home = property(lambda self: self.cluster.home)
+    airflow_home = property(lambda self: self.cluster.run_dir)  # the services' logs
+    airflow_url = property(lambda self: self.creds["AIRFLOW_URL"])
+    mlflow_url = property(lambda self: self.creds["MLFLOW_URL"])
+    password_file = property(lambda self: self.cluster.home / "credentials.env")
+    stop_command = "make cluster-stop"
+
+    def password(self) -> str:
+        return self.creds["AIRFLOW_PASSWORD"]
+
+    @property
+    def mlflow_login(self) -> str:
+        return f"\n          user {self.creds['MLFLOW_USER']}, password {self.creds['MLFLOW_PASSWORD']}"
+
+
+def reset_on_cluster(demo: Demo) -> None:
+    """Makes a replay on the cluster start from nothing, as a local demo does: the demo's DAG runs
+    (their ids are reused), its registered model and runs in MLflow, and its storage and landing on
+    the object store (only if the demo made them: a marker object)."""
+    import fsspec
+    from mlflow import MlflowClient
+
+    for dag_id in ("ingest", "monitor", "drift_watch", "retrain", "rollback"):
+        demo.airflow.delete_runs(dag_id, keep_running=dag_id == "drift_watch")  # the sensor keeps watching
+    client = MlflowClient()
+    name = demo.settings.name
+    if client.search_registered_models(f"name = '{name}'"):
+        client.delete_registered_model(name)
+    for experiment in (name, f"{name}-monitoring"):
+        found = client.get_experiment_by_name(experiment)
+        if found is not None and found.lifecycle_stage == "active":
+            for run in client.search_runs([found.experiment_id], max_results=5000):
+                client.delete_run(run.info.run_id)
+    for url in (demo.settings.storage, demo.settings.data.landing):
+        fs, path = fsspec.core.url_to_fs(url)
+        if fs.exists(path) and not fs.exists(f"{path}/.driftloop-demo"):
+            raise SystemExit(f"{url} exists and was not made by the demo; choose another location in {demo.settings.source}")
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+        fs.pipe(f"{path}/.driftloop-demo", b"made by scripts/demo.py; wiped by the next demo on the cluster\n")
+
+
+def main_on_cluster(demo_args) -> Demo:
+    import os
+
+    import cluster as cluster_script
+
+    from include.config import load_settings
+
+    cluster = cluster_script.from_env()
+    creds_file = cluster.home / "credentials.env"
+    if not creds_file.exists() or not cluster.status()["airflow-api-server"]:
+        raise SystemExit("no cluster is running: start it with `make cluster`")
+    os.environ.update(cluster.client_env())  # the object store and MLflow, as the workers reach them
+    creds = cluster_script.read_env(creds_file)
+    settings = load_settings(cluster.config_file)
+    demo = Demo(OnCluster(cluster, creds), settings)
+    demo.airflow = Airflow(creds["AIRFLOW_URL"], creds["AIRFLOW_USER"], creds["AIRFLOW_PASSWORD"])
+    demo.wait_for_dags()
+    reset_on_cluster(demo)
+    demo.say(f"playing the stream on the cluster ({creds['AIRFLOW_URL']}, MLflow {creds['MLFLOW_URL']}, storage {settings.storage})")
+    demo.write_stream()
+    demo.play()
+    demo.print_table()
+    demo.print_where()
+    return demo
 
 
 def main(argv: list[str] | None = None) -> Demo:
@@ -368,7 +483,10 @@ def main(argv: list[str] | None = None) -> Demo:
     parser.add_argument("--airflow-port", type=int, default=8080)
     parser.add_argument("--mlflow-port", type=int, default=5500)
     parser.add_argument("--stop", action="store_true", help="stop the services at the end")
+    parser.add_argument("--cluster", action="store_true", help="play on the cluster of `make cluster`")
     args = parser.parse_args(argv)
+    if args.cluster:
+        return main_on_cluster(args)
 
     from include.config import load_settings
 

@@ -89,6 +89,9 @@ class Services:
     def mlflow_url(self) -> str:
         return f"http://127.0.0.1:{self.mlflow_port}"
 
+    stop_command = "make stop"
+    mlflow_login = ""  # no login on the local MLflow (loopback only)
+
     @property
     def password_file(self) -> Path:
         return self.airflow_home / "simple_auth_manager_passwords.json.generated"

@@ -225,3 +225,25 @@ def test_mlflow_link_on_the_tasks_that_write_to_mlflow(bag):
             op = op["__var"]
             links = op.get("_operator_extra_links") or {}
             assert (links == {"MLflow": "_link_MlflowLink"}) == (op["task_id"] in tasks), (dag_id, op["task_id"], links)
+
+
+@pytest.mark.parametrize("value", ["2026-01-05", "2026-01-05T00:00:00", "2026-01-05T00:00:00Z", "2026-01-05T06:30:00+02:00", None])
+def test_time_params_take_dates_and_times_with_or_without_a_zone(bag, value):
+    """The run conf's times as the contract allows them (no zone: UTC), the same on every machine:
+    not a jsonschema "format", whose checking depends on optional packages being installed."""
+    from airflow.sdk.definitions.param import ParamsDict
+
+    for dag_id, key in (("ingest", "start"), ("ingest", "end"), ("monitor", "start"), ("retrain", "end")):
+        params = ParamsDict(bag.dags[dag_id].params)
+        params[key] = value
+        params.validate()
+
+
+@pytest.mark.parametrize("value", ["yesterday", "05/01/2026", "2026-1-5", "2026-01-05T25"])
+def test_time_params_refuse_what_is_not_iso(bag, value):
+    from airflow.sdk.definitions.param import ParamsDict
+    from airflow.sdk.exceptions import ParamValidationError
+
+    params = ParamsDict(bag.dags["ingest"].params)
+    with pytest.raises(ParamValidationError, match="param start"):
+        params["start"] = value

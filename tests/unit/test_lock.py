@@ -1,8 +1,8 @@
-"""The full lock pins everything the venv and the Docker image install (see scripts/lock.py)."""
+"""The lock (made by a resolver, scripts/lock.py) pins everything the venv and the Docker image
+install; the three requirement sets stay apart."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -10,7 +10,7 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PIN = re.compile(r"^([A-Za-z0-9_.-]+)==(\S+)$")
+PIN = re.compile(r"^([A-Za-z0-9_.-]+)(?:\[[a-z0-9,_-]+\])?==(\S+)$")  # name[extras]==version
 
 
 def norm(name: str) -> str:
@@ -33,7 +33,7 @@ def pins(path: Path) -> dict[str, str]:
 
 def test_every_direct_requirement_is_pinned_at_the_locked_version():
     lock = pins(ROOT / "requirements.lock")
-    for direct in ("requirements.txt", "requirements-deploy.txt"):
+    for direct in ("requirements.txt", "requirements-test.txt", "requirements-deploy.txt"):
         for name, version in pins(ROOT / direct).items():
             assert lock.get(name) == version, f"{direct}: {name}=={version}, lock has {lock.get(name)}"
 
@@ -47,18 +47,38 @@ def test_the_venv_is_the_lock():
         assert lock.get(name) == dist.version, f"installed {name}=={dist.version}, lock has {lock.get(name)}"
 
 
-def test_the_deployment_extras_resolve_inside_the_lock(tmp_path):
-    # pip resolves the image's extras against this venv and the lock (the package registry is
-    # reachable on this machine); nothing is installed
-    report = tmp_path / "report.json"
+def test_the_image_set_resolves_inside_the_lock_without_test_tools(tmp_path):
+    """What the image installs (runtime + deploy under the lock, as docker/airflow.Dockerfile does)
+    resolves to locked versions only, and none of the test tools."""
+    out = tmp_path / "image.txt"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--disable-pip-version-check", "--report", str(report),
-         "-r", str(ROOT / "requirements-deploy.txt"), "-c", str(ROOT / "requirements.lock")],
-        check=True, capture_output=True,
+        [str(Path(sys.executable).with_name("uv")), "pip", "compile", "requirements.txt", "requirements-deploy.txt",
+         "-c", "requirements.lock", "--python-version", "3.11", "--no-header", "--no-annotate", "-o", str(out), "--quiet"],
+        check=True, cwd=ROOT, capture_output=True,
     )  # fmt: skip
-    lock = pins(ROOT / "requirements.lock")
-    resolved = json.loads(report.read_text())["install"]
-    assert {norm(p["metadata"]["name"]) for p in resolved} >= set(pins(ROOT / "requirements-deploy.txt"))
-    for package in resolved:
-        name, version = norm(package["metadata"]["name"]), package["metadata"]["version"]
-        assert lock.get(name) == version, f"the image would install {name}=={version}, unpinned in the lock"
+    lock, image = pins(ROOT / "requirements.lock"), pins(out)
+    assert {name: version for name, version in image.items() if lock.get(name) != version} == {}
+    assert not {"pytest", "pytest-timeout", "ruff", "uv", "moto"} & set(image)
+    assert {"apache-airflow-providers-fab", "apache-airflow-providers-celery", "psycopg2-binary", "s3fs", "deltalake"} <= set(image)
+
+
+def test_the_sets_are_apart_and_the_image_installs_no_test_tools():
+    runtime, test, deploy = (set(pins(ROOT / f)) for f in ("requirements.txt", "requirements-test.txt", "requirements-deploy.txt"))
+    assert not runtime & test and not test & deploy
+    assert {"pytest", "ruff", "moto"} <= test and {"s3fs", "deltalake"} <= runtime
+    assert {"apache-airflow-providers-fab", "apache-airflow-providers-celery", "mlflow"} <= deploy  # mlflow[auth]
+    dockerfile = (ROOT / "docker" / "airflow.Dockerfile").read_text()
+    assert "requirements-deploy.txt" in dockerfile and "requirements-test.txt" not in dockerfile
+
+
+def test_the_lock_is_what_the_resolver_makes_of_the_requirements(tmp_path):
+    """Re-resolving with the lock as the preference changes nothing: nobody edited a pin by hand or
+    forgot `make lock` after editing a requirements file (uv reads PyPI, reachable here)."""
+    out = tmp_path / "lock.txt"
+    (out).write_text((ROOT / "requirements.lock").read_text())
+    subprocess.run(
+        [str(Path(sys.executable).with_name("uv")), "pip", "compile", "requirements.txt", "requirements-test.txt",
+         "requirements-deploy.txt", "--python-version", "3.11", "--no-header", "--annotation-style", "line", "-o", str(out), "--quiet"],
+        check=True, cwd=ROOT, capture_output=True,
+    )  # fmt: skip
+    assert pins(out) == pins(ROOT / "requirements.lock")

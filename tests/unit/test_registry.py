@@ -52,7 +52,23 @@ def test_links_never_carry_the_tracking_credentials(monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", SECRET_URI)
     monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)
     assert mlflow.get_tracking_uri() == SECRET_URI
+    monkeypatch.delenv("MLFLOW_PUBLIC_URL", raising=False)
     assert registry.version_url("car_loans", 3) == "http://mlflow.internal:5000/#/models/car_loans/versions/3"
+
+
+def test_links_use_the_public_url_when_set(monkeypatch):
+    """Workers may reach MLflow as http://mlflow:5000 (compose), a host no browser resolves: links
+    in the UI and alerts use MLFLOW_PUBLIC_URL."""
+    import mlflow
+
+    from include import registry
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
+    monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)
+    monkeypatch.setenv("MLFLOW_PUBLIC_URL", "https://mlflow.example.com/")
+    assert registry.version_url("car_loans", 3) == "https://mlflow.example.com/#/models/car_loans/versions/3"
+    monkeypatch.setenv("MLFLOW_PUBLIC_URL", "https://ops:pw@mlflow.example.com")  # never a password in a link
+    assert registry.version_url("car_loans", 3) == "https://mlflow.example.com/#/models/car_loans/versions/3"
 
 
 def test_mlflow_notes_lose_their_credentials(caplog):

@@ -1,7 +1,8 @@
-"""Local S3-protocol object store for the cluster: moto's server, with *enforced* access keys and a
-snapshot to disk so that a stop/start keeps the bucket.
+"""The local cluster's object store (``make cluster``): moto's S3 server, which installs from PyPI
+and stands in for MinIO/S3 on this machine, with *enforced* access keys and a snapshot to disk so
+that a stop/start keeps the bucket.
 
-    python s3server.py --port 59000 --state-dir .cluster/s3 --bucket driftloop
+    python scripts/s3server.py --port 19000 --state-dir .cluster/s3 --bucket driftloop
     env: S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY (the keys that the store accepts; any other key -> 403)
 
 moto keeps everything in memory. This launcher:
@@ -32,10 +33,29 @@ from urllib.parse import quote, unquote
 
 ACCOUNT = "123456789012"  # moto's default account
 _local = threading.local()
-V2_SUBRESOURCES = {"acl", "location", "logging", "notification", "partNumber", "policy", "requestPayment",
-                   "torrent", "uploadId", "uploads", "versionId", "versioning", "versions", "website", "tagging",
-                   "response-content-type", "response-content-language", "response-expires",
-                   "response-cache-control", "response-content-disposition", "response-content-encoding"}
+V2_SUBRESOURCES = {
+    "acl",
+    "location",
+    "logging",
+    "notification",
+    "partNumber",
+    "policy",
+    "requestPayment",
+    "torrent",
+    "uploadId",
+    "uploads",
+    "versionId",
+    "versioning",
+    "versions",
+    "website",
+    "tagging",
+    "response-content-type",
+    "response-content-language",
+    "response-expires",
+    "response-cache-control",
+    "response-content-disposition",
+    "response-content-encoding",
+}
 
 
 def presigned_ok(environ: dict, secret: str, key_id: str) -> bool:
@@ -60,8 +80,9 @@ def presigned_ok(environ: dict, secret: str, key_id: str) -> bool:
             return False
         sub = sorted((k, v) for k, v in params if k in V2_SUBRESOURCES)
         resource = _unq(path) + ("?" + "&".join(f"{k}={v}" if v else k for k, v in sub) if sub else "")
-        sts = "\n".join([environ["REQUEST_METHOD"], environ.get("HTTP_CONTENT_MD5", ""),
-                          environ.get("CONTENT_TYPE", ""), q["Expires"], resource])
+        sts = "\n".join(
+            [environ["REQUEST_METHOD"], environ.get("HTTP_CONTENT_MD5", ""), environ.get("CONTENT_TYPE", ""), q["Expires"], resource]
+        )
         want = base64.b64encode(hmac.new(secret.encode(), sts.encode(), hashlib.sha1).digest()).decode()
         return hmac.compare_digest(want, q["Signature"])
     try:
@@ -74,8 +95,8 @@ def presigned_ok(environ: dict, secret: str, key_id: str) -> bool:
         return False
     if cred_key != key_id:
         return False
-    t = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
-    if datetime.datetime.now(datetime.timezone.utc) > t + datetime.timedelta(seconds=expires):
+    t = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.UTC)
+    if datetime.datetime.now(datetime.UTC) > t + datetime.timedelta(seconds=expires):
         return False
     enc = lambda v: quote(v, safe="-_.~")  # noqa: E731
     cq = "&".join(f"{enc(k)}={enc(v)}" for k, v in sorted(params) if k != "X-Amz-Signature")
@@ -110,11 +131,10 @@ def main() -> None:
     import boto3
     from botocore.config import Config
     from moto import settings
+    from moto.core.authorization import ActionAuthenticatorMixin
     from moto.iam.models import iam_backends
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
-
-    from moto.core.authorization import ActionAuthenticatorMixin
 
     _orig_auth = ActionAuthenticatorMixin._authenticate_and_authorize_action
 
@@ -155,16 +175,20 @@ def main() -> None:
 
     def client(service: str, kid: str, sec: str):
         return boto3.client(
-            service, endpoint_url=endpoint, aws_access_key_id=kid, aws_secret_access_key=sec,
-            region_name=args.region, config=Config(retries={"max_attempts": 2}),
+            service,
+            endpoint_url=endpoint,
+            aws_access_key_id=kid,
+            aws_secret_access_key=sec,
+            region_name=args.region,
+            config=Config(retries={"max_attempts": 2}),
         )
 
     iam = client("iam", "bootstrap", "bootstrap")
     iam.create_user(UserName="driftloop")
     iam.put_user_policy(
-        UserName="driftloop", PolicyName="s3-all",
-        PolicyDocument=json.dumps({"Version": "2012-10-17",
-                                   "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}),
+        UserName="driftloop",
+        PolicyName="s3-all",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}),
     )
     iam.create_access_key(UserName="driftloop")
     user = iam_backends[ACCOUNT]["global"].get_user("driftloop")
