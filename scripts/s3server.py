@@ -32,6 +32,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 ACCOUNT = "123456789012"  # moto's default account
+BOOTSTRAP = "driftloop-bootstrap"  # the access key id of this process's own client while it starts
 _local = threading.local()
 V2_SUBRESOURCES = {
     "acl",
@@ -152,6 +153,16 @@ def main() -> None:
         """Refuse what moto would let through once auth is on: its /moto-api/ control plane (reset,
         reset-auth: anyone could wipe the store or turn auth off) and unsigned requests (moto answers
         some of them with a 500 KeyError instead of a 403)."""
+        if not guard["on"]:
+            # until the snapshot is restored and auth is on, only the bootstrap client gets in: a
+            # client listing a half-restored store would see objects missing (seen: an ingest gate
+            # that read 2 of its 3 landing files right after a restart). Others get 503 SlowDown,
+            # which S3 clients retry with backoff.
+            if f"Credential={BOOTSTRAP}/" not in environ.get("HTTP_AUTHORIZATION", ""):
+                body = b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>SlowDown</Code><Message>the store is starting</Message></Error>"
+                start_response("503 Slow Down", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+                return [body]
+            return moto_app(environ, start_response)
         if guard["on"]:
             path = environ.get("PATH_INFO", "")
             qs = environ.get("QUERY_STRING", "")
@@ -183,7 +194,7 @@ def main() -> None:
             config=Config(retries={"max_attempts": 2}),
         )
 
-    iam = client("iam", "bootstrap", "bootstrap")
+    iam = client("iam", BOOTSTRAP, BOOTSTRAP)
     iam.create_user(UserName="driftloop")
     iam.put_user_policy(
         UserName="driftloop",
@@ -195,7 +206,7 @@ def main() -> None:
     user.access_keys[0].access_key_id = key_id  # choose the keys: moto generates random ones
     user.access_keys[0].secret_access_key = secret
 
-    s3 = client("s3", key_id, secret)
+    s3 = client("s3", BOOTSTRAP, BOOTSTRAP)  # auth is off until the store is whole
     restored = 0
     if objects.is_dir():
         for bdir in sorted(p for p in objects.iterdir() if p.is_dir()):
@@ -210,6 +221,7 @@ def main() -> None:
             s3.create_bucket(Bucket=b)
     settings.INITIAL_NO_AUTH_ACTION_COUNT = 0  # auth on from here
     guard["on"] = True
+    s3 = client("s3", key_id, secret)  # the snapshot at the stop reads with the store's own keys
     print(f"s3server ready on {endpoint} (buckets {sorted(have | set(args.bucket))}, {restored} objects restored)", flush=True)
 
     stop = threading.Event()

@@ -32,7 +32,7 @@ def cluster():
 
     home = ROOT / ".cluster-test"
     if home.exists():  # a fresh cluster every session: runs, models and data of an earlier one would collide
-        stale = Cluster(home, base=25000)
+        stale = Cluster(home, base=int(os.environ.get("CLUSTER_TEST_PORT_BASE", 25000)))
         stale.stop()
         if stale.pg_data.exists() and not stale.pg_data.is_relative_to(home):
             shutil.rmtree(stale.pg_data)
@@ -44,7 +44,8 @@ def cluster():
     raw["schedule"] = {"ingest": "@daily", "retrain": None, "start_date": START.strftime("%Y-%m-%d"), "catchup": False}
     config = home / "driftloop.yaml"
     config.write_text(yaml.safe_dump(raw))
-    cl = Cluster(home, base=25000, config=config, heartbeat_timeout=30)  # a killed worker's task is retried sooner
+    base = int(os.environ.get("CLUSTER_TEST_PORT_BASE", 25000))  # another base lets two checkouts test at once
+    cl = Cluster(home, base=base, config=config, heartbeat_timeout=30)  # a killed worker's task is retried sooner
     try:
         cl.start()
         cl.creds = read_env(home / "credentials.env")
