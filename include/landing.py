@@ -13,6 +13,7 @@ becomes NaT and the gate names it; nothing is guessed.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -337,8 +338,6 @@ class LandingZone:
     def late_runs(self) -> list[tuple[str, Window]]:
         """``(key, window)`` for each window late rows wait for; the key names the window and the
         late files' versions, so it changes only when another late file (or version) comes."""
-        import hashlib
-
         manifest = self.manifest()
         found: dict[str, list[str]] = {}
         for name, entry in sorted(manifest["files"].items()):

@@ -33,25 +33,23 @@ import argparse
 import hashlib
 import json
 import os
-import secrets
 import shutil
 import signal
-import socket
 import stat
-import string
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from base64 import b64encode
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from services import VENV_BIN, base_env  # noqa: E402
+import compose_env  # noqa: E402
+from services import VENV_BIN, base_env, descendants, port_is_free, signal_all, stop_tree, write_private  # noqa: E402
 
 PGBIN = Path("/usr/lib/postgresql/15/bin")
 HOST = "127.0.0.1"
@@ -88,29 +86,12 @@ def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return done
 
 
-def write_private(path: Path, text: str) -> None:
-    """Writes ``text`` to ``path``, readable by its owner only from the moment it exists."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    os.replace(tmp, path)
-
-
 def read_env(path: Path) -> dict[str, str]:
-    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
-    return {k.strip(): v.strip() for k, v in pairs}
+    return compose_env.parse_env(path.read_text())
 
 
 def env_text(values: dict[str, str]) -> str:
     return "".join(f"{k}={v}\n" for k, v in values.items())
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((HOST, port)) == 0
 
 
 def http(url: str, auth: tuple[str, str] | None = None, body: dict | None = None, method: str | None = None) -> tuple[int, bytes]:
@@ -138,32 +119,6 @@ def wait_for(what: str, check, timeout: float, hint: Path) -> float:
     raise SystemExit(f"{what} did not come up within {timeout:.0f} s; see {hint}")
 
 
-def descendants(pid: int) -> set[int]:
-    """The processes of group ``pid`` and all their descendants. Airflow 3's task supervisor puts
-    each task process in a group of its own, so signalling a worker's group misses its tasks."""
-    procs = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if fields[0] != "Z":
-                procs[int(entry.name)] = (int(fields[1]), int(fields[2]))  # ppid, pgrp
-    found = {p for p, (_, group) in procs.items() if group == pid}
-    while more := {p for p, (parent, _) in procs.items() if parent in found and p not in found}:
-        found |= more
-    return found
-
-
-def signal_all(pids: set[int], sig: int) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-
-
 def postgres_can_reach(path: Path) -> bool:
     """Whether the ``postgres`` user can traverse every folder down to ``path``."""
     try:
@@ -188,6 +143,7 @@ class Cluster:
     config: Path | None = None
     # seconds after which a task whose worker died is failed (then retried); Airflow's default is 300
     heartbeat_timeout: int = 60
+    _secrets: dict[str, str] | None = field(default=None, init=False, repr=False)
 
     # -- where things are ------------------------------------------------------------------
     @property
@@ -231,30 +187,18 @@ class Cluster:
         return f"http://{HOST}:{self.ports['object-store']}"
 
     def secrets(self) -> dict[str, str]:
-        """Every generated secret, made once at the first start (``secrets.env``, 0600)."""
-        path = self.home / "secrets.env"
-        if path.exists():
-            return read_env(path)
-        from cryptography.fernet import Fernet
-
-        made = {
-            "PG_SUPERUSER_PASSWORD": secrets.token_hex(16),
-            # hex: they go into URLs unquoted
-            "PG_AIRFLOW_PASSWORD": secrets.token_hex(16),
-            "PG_MLFLOW_PASSWORD": secrets.token_hex(16),
-            "REDIS_PASSWORD": secrets.token_hex(16),
-            "S3_ACCESS_KEY_ID": "AKIA" + "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(16)),
-            "S3_SECRET_ACCESS_KEY": secrets.token_hex(20),
-            "MLFLOW_ADMIN_PASSWORD": secrets.token_urlsafe(18),
-            "MLFLOW_WORKER_PASSWORD": secrets.token_urlsafe(18),
-            "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(32),
-            "AIRFLOW_ADMIN_PASSWORD": secrets.token_urlsafe(18),
-            "AIRFLOW_FERNET_KEY": Fernet.generate_key().decode(),
-            "AIRFLOW_API_SECRET_KEY": secrets.token_hex(32),
-            "AIRFLOW_JWT_SECRET": secrets.token_hex(32),
-        }
-        write_private(path, env_text(made))
-        return made
+        """Every generated secret, made once at the first start (``secrets.env``, 0600) and read
+        once per process. The same secrets, made the same way, as docker/.env's
+        (``compose_env.SECRETS``; MinIO's root account is compose's alone)."""
+        if self._secrets is None:
+            path = self.home / "secrets.env"
+            if path.exists():
+                self._secrets = read_env(path)
+            else:
+                made = {name: make() for name, make in compose_env.SECRETS.items() if name != "MINIO_ROOT_PASSWORD"}
+                write_private(path, env_text(made), replace=True)
+                self._secrets = made
+        return self._secrets
 
     def pg_url(self, user: str, db: str) -> str:
         return f"postgresql+psycopg2://{user}:{self.secrets()[f'PG_{user.upper()}_PASSWORD']}@{HOST}:{self.ports['postgres']}/{db}"
@@ -349,18 +293,8 @@ class Cluster:
         pid = self.pid(name)
         if pid is None:
             return
-        tree = descendants(pid)
-        started = time.monotonic()
-        try:  # a Celery worker given SIGTERM finishes its running tasks first (warm shutdown)
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        while tree and time.monotonic() - started < grace:
-            time.sleep(0.3)
-            tree = {p for p in tree if living(p)}
-        if tree:
-            log(f"{name}: {len(tree)} process(es) still alive after {grace:.0f} s: SIGKILL")
-            signal_all(tree | descendants(pid), signal.SIGKILL)
+        if killed := stop_tree(pid, grace):  # a Celery worker given SIGTERM finishes its tasks first
+            log(f"{name}: {killed} process(es) still alive after {grace:.0f} s: killed")
         (self.run_dir / f"{name}.pid").unlink(missing_ok=True)
         log(f"{name}: stopped")
 
@@ -373,7 +307,7 @@ class Cluster:
         if not (data / "PG_VERSION").exists():
             data.mkdir(parents=True, exist_ok=True)
             pwfile = data.parent / f".{data.name}.pw"
-            write_private(pwfile, s["PG_SUPERUSER_PASSWORD"] + "\n")
+            write_private(pwfile, s["PG_SUPERUSER_PASSWORD"] + "\n", replace=True)
             if os.geteuid() == 0:
                 shutil.chown(data, "postgres", "postgres")
                 shutil.chown(pwfile, "postgres", "postgres")
@@ -393,7 +327,7 @@ class Cluster:
         )
         if os.geteuid() == 0:
             shutil.chown(conf, "postgres", "postgres")
-        if port_open(self.ports["postgres"]) and (data / "postmaster.pid").exists():
+        if not port_is_free(self.ports["postgres"]) and (data / "postmaster.pid").exists():
             log("postgres: already running")
         else:
             self.as_postgres([str(PGBIN / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"), "-w", "-t", "60", "start"])
@@ -428,12 +362,13 @@ class Cluster:
             f"bind {HOST}\nport {self.ports['redis']}\nprotected-mode yes\nrequirepass {self.secrets()['REDIS_PASSWORD']}\n"
             f"dir {folder}\ndaemonize yes\npidfile {folder / 'redis.pid'}\nlogfile {folder / 'redis.log'}\n"
             'appendonly yes\nappendfsync everysec\nsave ""\n',
+            replace=True,
         )
-        if port_open(self.ports["redis"]):
+        if not port_is_free(self.ports["redis"]):
             log("redis: already running")
             return
         run(["redis-server", str(folder / "redis.conf")])
-        wait_for("redis", lambda: port_open(self.ports["redis"]), 20, folder / "redis.log")
+        wait_for("redis", lambda: not port_is_free(self.ports["redis"]), 20, folder / "redis.log")
         log(f"redis: up on {HOST}:{self.ports['redis']}")
 
     def stop_redis(self) -> None:
@@ -448,7 +383,7 @@ class Cluster:
 
     # -- object store ------------------------------------------------------------------------
     def start_object_store(self) -> None:
-        if self.alive("object-store") and port_open(self.ports["object-store"]):
+        if self.alive("object-store") and not port_is_free(self.ports["object-store"]):
             log("object-store: already running")
             return
         s = self.secrets()
@@ -473,6 +408,7 @@ class Cluster:
             "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
             # without a cache every request runs PBKDF2 on the password
             "auth_cache_ttl_seconds = 60\n",
+            replace=True,
         )
         env = {
             **os.environ,
@@ -508,7 +444,9 @@ class Cluster:
     # -- airflow -----------------------------------------------------------------------------
     def start_airflow(self) -> None:
         s, env = self.secrets(), self.airflow_env()
-        write_private(self.home / "airflow.env", env_text({k: v for k, v in env.items() if k not in os.environ or os.environ[k] != v}))
+        write_private(
+            self.home / "airflow.env", env_text({k: v for k, v in env.items() if k not in os.environ or os.environ[k] != v}), replace=True
+        )
         airflow = str(VENV_BIN / "airflow")
         if not self.alive("airflow-api-server"):
             run([airflow, "db", "migrate"], env=env)  # with the FAB auth manager, FAB's tables too
@@ -610,7 +548,7 @@ class Cluster:
             "mlflow": self.alive("mlflow"),
             "airflow": self.alive("airflow-api-server"),
         }
-        busy = [f"{name} {port}" for name, port in self.ports.items() if port_open(port) and not ours[name]]
+        busy = [f"{name} {port}" for name, port in self.ports.items() if not port_is_free(port) and not ours[name]]
         if busy:
             raise SystemExit(f"ports taken by something else: {', '.join(busy)} (CLUSTER_PORT_BASE moves them all)")
 
@@ -627,7 +565,7 @@ class Cluster:
         self.start_mlflow()
         self.start_airflow()
         creds = self.credentials()
-        write_private(self.home / "credentials.env", env_text(creds))
+        write_private(self.home / "credentials.env", env_text(creds), replace=True)
         log(f"cluster up in {time.monotonic() - started:.0f} s")
         return creds
 
@@ -639,8 +577,8 @@ class Cluster:
 
     def status(self) -> dict[str, bool]:
         up = {name: self.alive(name) for name in PROCESSES}
-        up["postgres"] = port_open(self.ports["postgres"])
-        up["redis"] = port_open(self.ports["redis"])
+        up["postgres"] = not port_is_free(self.ports["postgres"])
+        up["redis"] = not port_is_free(self.ports["redis"])
         return {name: up[name] for name in SERVICES}
 
 
@@ -672,14 +610,6 @@ def supervise(cmd: list[str]) -> int:
         time.sleep(delay)
         if stopping:
             return code
-
-
-def living(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie does not)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def from_env(config: Path | None = None) -> Cluster:

@@ -13,7 +13,6 @@ initialised with. Every generated value passes the check the containers apply
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import string
 import sys
@@ -26,6 +25,7 @@ DEFAULT_OUT = ROOT / "docker" / ".env"
 sys.path.insert(0, str(ROOT / "docker"))
 
 from compose_init import placeholder_problem  # noqa: E402
+from services import write_private  # noqa: E402
 
 ALNUM = string.ascii_letters + string.digits
 
@@ -100,26 +100,13 @@ def render(example: str) -> tuple[str, dict[str, str]]:
     return "\n".join(lines) + "\n", {**values, **made}
 
 
-def write_private(path: Path, text: str, force: bool) -> None:
+def write_env(path: Path, text: str, force: bool) -> None:
     """Creates ``path`` with mode 0600 from the start; replaces an existing file only with ``force``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not force:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            raise SystemExit(
-                f"{path} exists: not replaced (its secrets are the ones the volumes were initialised with). "
-                "Use --force for new secrets, then see docs/compose.md, 'Rotating secrets'."
-            ) from None
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-        return
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    os.replace(tmp, path)
+    if not write_private(path, text, replace=force):
+        raise SystemExit(
+            f"{path} exists: not replaced (its secrets are the ones the volumes were initialised with). "
+            "Use --force for new secrets, then see docs/compose.md, 'Rotating secrets'."
+        )
 
 
 def shown(path: Path) -> str:
@@ -137,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
 
     replacing = args.out.exists()
     text, values = render(EXAMPLE.read_text())
-    write_private(args.out, text, args.force)
+    write_env(args.out, text, args.force)
     env_file = shown(args.out)
     print(f"wrote {env_file} (mode 0600): {len(SECRETS)} generated secrets; keep it out of version control")
     if replacing:

@@ -136,13 +136,17 @@ class Airflow:
                 return run_id
         return run_id
 
-    def run(self, dag_id: str, run_id: str) -> dict | None:
+    def _get_or_none(self, path: str) -> dict | None:
+        """A GET of ``path``; None when it does not exist (404)."""
         try:
-            return self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+            return self._request("GET", path)
         except RuntimeError as err:
             if "HTTP 404" in str(err):
                 return None
             raise
+
+    def run(self, dag_id: str, run_id: str) -> dict | None:
+        return self._get_or_none(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
 
     def runs(self, dag_id: str) -> list[dict]:
         return self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns?order_by=-run_after&limit=50")["dag_runs"]
@@ -154,17 +158,28 @@ class Airflow:
             found += page
         return found
 
-    def task_time(self) -> tuple[int, int, float]:
+    def task_instances(self) -> list[dict]:
+        """Every task instance of every DAG run, page by page."""
+        found: list[dict] = []
+        path = "/api/v2/dags/~/dagRuns/~/taskInstances?limit=100"
+        while page := self._request("GET", f"{path}&offset={len(found)}")["task_instances"]:
+            found += page
+        return found
+
+    def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict | None:
+        """One task instance (its latest try), or None when the run or task does not exist."""
+        return self._get_or_none(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
+
+    def task_time(self, tis: list[dict] | None = None) -> tuple[int, int, float]:
         """DAG runs, task instances and the sum of their run times, over every DAG."""
-        runs = self._request("GET", "/api/v2/dags/~/dagRuns?limit=1000")["total_entries"]
-        tis = self._request("GET", "/api/v2/dags/~/dagRuns/~/taskInstances?limit=1000")["task_instances"]
+        runs = self._request("GET", "/api/v2/dags/~/dagRuns?limit=1")["total_entries"]
+        tis = self.task_instances() if tis is None else tis
         return runs, len(tis), sum(t.get("duration") or 0.0 for t in tis)
 
-    def task_hosts(self) -> dict[str, int]:
+    def task_hosts(self, tis: list[dict] | None = None) -> dict[str, int]:
         """How many task instances each worker ran (``hostname``), over every DAG."""
-        tis = self._request("GET", "/api/v2/dags/~/dagRuns/~/taskInstances?limit=1000")["task_instances"]
         hosts: dict[str, int] = {}
-        for ti in tis:
+        for ti in self.task_instances() if tis is None else tis:
             if ti.get("hostname"):
                 hosts[ti["hostname"]] = hosts.get(ti["hostname"], 0) + 1
         return dict(sorted(hosts.items()))
@@ -394,10 +409,11 @@ Reports   {store}/reports/drift_over_time.png   (drift share and live metric per
 Alerts    {store}/alerts/   (to also POST them to a webhook: AIRFLOW_CONN_DRIFTLOOP_ALERTS=https://...)
 Took {time.monotonic() - self.started:.0f} s. Services keep running; `{self.svc.stop_command}` stops them."""
         )
-        runs, tis, seconds = self.airflow.task_time()
-        print(f"Airflow ran {runs} DAG runs, {tis} task instances; their tasks took {seconds:.0f} s in all.")
+        tis = self.airflow.task_instances()  # one listing for both lines
+        runs, count, seconds = self.airflow.task_time(tis)
+        print(f"Airflow ran {runs} DAG runs, {count} task instances; their tasks took {seconds:.0f} s in all.")
         if self.svc.stop_command == "make cluster-stop":
-            hosts = ", ".join(f"{host} {n}" for host, n in self.airflow.task_hosts().items())
+            hosts = ", ".join(f"{host} {n}" for host, n in self.airflow.task_hosts(tis).items())
             print(f"Task instances per worker: {hosts}")
 
 

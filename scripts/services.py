@@ -181,16 +181,21 @@ def start_mlflow(svc: Services) -> None:
     wait_http(f"{svc.mlflow_url}/health", 120, "MLflow", log)
 
 
-def write_private(path: Path, text: str) -> bool:
-    """Writes ``text`` to a new file that only its owner may read (mode 0600 from creation: a file
-    written first and narrowed after is readable by others in between). Returns False, writing
-    nothing, when the file exists."""
+def write_private(path: Path, text: str, replace: bool = False) -> bool:
+    """Writes ``text`` to a file that only its owner may read (mode 0600 from creation: a file
+    written first and narrowed after is readable by others in between). Without ``replace`` the
+    file must be new: returns False, writing nothing, when it exists. With ``replace`` it is
+    written beside and moved over the old one, so a reader never sees half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    target = path.with_name(f".{path.name}.tmp") if replace else path
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if replace else os.O_EXCL), 0o600)
     except FileExistsError:
         return False
     with os.fdopen(fd, "w") as out:
         out.write(text)
+    if replace:
+        os.replace(target, path)
     return True
 
 
@@ -222,22 +227,66 @@ def start(svc: Services) -> None:
     start_airflow(svc)
 
 
+def descendants(pid: int) -> set[int]:
+    """The living processes of group ``pid`` and all their descendants. Airflow 3's task supervisor
+    puts each task process in a group of its own, so signalling a service's group misses its tasks."""
+    procs = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if fields[0] != "Z":
+                procs[int(entry.name)] = (int(fields[1]), int(fields[2]))  # ppid, pgrp
+    found = {p for p, (_, group) in procs.items() if group == pid}
+    while more := {p for p, (parent, _) in procs.items() if parent in found and p not in found}:
+        found |= more
+    return found
+
+
+def living(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def signal_all(pids: set[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def stop_tree(pid: int, grace: float) -> int:
+    """Stops a service started in a session of its own (``pid`` leads its group): SIGTERM to the
+    group, then SIGKILL to whatever of its tree still runs after ``grace`` seconds, task processes
+    in groups of their own included. Returns how many processes had to be killed."""
+    tree = descendants(pid)
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + grace
+    while tree and time.monotonic() < deadline:
+        time.sleep(0.3)
+        tree = {p for p in tree if living(p)}
+    left = tree | descendants(pid)
+    signal_all(left, signal.SIGKILL)
+    return len(left)
+
+
 def stop(home: Path) -> list[str]:
-    """Stops what ``start`` started under ``home`` (whole process groups). Returns what it stopped."""
+    """Stops what ``start`` started under ``home`` (whole process trees). Returns what it stopped."""
     stopped = []
     for name in ("airflow", "mlflow"):
         pidfile = home / f"{name}.pid"
         if not pidfile.exists():
             continue
-        pid = int(pidfile.read_text())
-        try:
-            os.killpg(pid, signal.SIGTERM)
-            for _ in range(30):
-                time.sleep(0.5)
-                os.killpg(pid, 0)
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        stop_tree(int(pidfile.read_text()), grace=15)
         pidfile.unlink()
         stopped.append(name)
     return stopped

@@ -52,10 +52,9 @@ def _running(client, task_id: str, timeout: float = 300, dag_id: str = "ingest")
 
 def _retried(client, ti: dict, timeout: float = 300) -> dict:
     """The same task instance once a later try of it runs (or ran)."""
-    path = f"/api/v2/dags/ingest/dagRuns/{ti['dag_run_id']}/taskInstances/{ti['task_id']}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        now = client._request("GET", path)
+        now = client.task_instance("ingest", ti["dag_run_id"], ti["task_id"])
         if now["try_number"] > ti["try_number"] and now["state"] in ("running", "success") and now.get("hostname"):
             return now
         time.sleep(1)
@@ -111,7 +110,7 @@ def test_a_backfill_and_a_manual_run_over_the_same_days_curate_every_row_exactly
     spans = []
     for run_id in states:
         for task in ("gate", "publish"):
-            ti = client._request("GET", f"/api/v2/dags/ingest/dagRuns/{run_id}/taskInstances/{task}")
+            ti = client.task_instance("ingest", run_id, task)
             assert ti["pool"] == "driftloop_curated"
             spans.append((pd.Timestamp(ti["start_date"]), pd.Timestamp(ti["end_date"])))
     spans.sort()

@@ -28,19 +28,10 @@ def landed(settings):
     return stream
 
 
-def _ti(airflow, dag_id: str, run_id: str, task_id: str) -> dict | None:
-    try:
-        return airflow._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
-    except RuntimeError as err:
-        if "HTTP 404" in str(err):
-            return None
-        raise
-
-
 def _wait_running(airflow, dag_id: str, run_id: str, task_id: str, timeout: float = 300) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        ti = _ti(airflow, dag_id, run_id, task_id)
+        ti = airflow.task_instance(dag_id, run_id, task_id)
         if ti and ti["state"] == "running" and ti.get("hostname"):
             return ti
         if ti and ti["state"] in ("success", "failed"):

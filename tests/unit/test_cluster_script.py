@@ -52,7 +52,7 @@ def test_the_supervisor_starts_a_dead_service_again_and_stops_with_it(tmp_path):
 
 
 def test_the_tree_of_a_service_includes_task_processes_in_groups_of_their_own():
-    from cluster import descendants, living
+    from services import descendants, living
 
     # a "worker" whose "task" moves itself to a new process group, as Airflow's task supervisor does
     worker = subprocess.Popen(
