@@ -9,7 +9,7 @@ export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install demo stop cluster cluster-stop test lint unit integration e2e cluster-test env compose-up compose-down lock benchmark clean
+.PHONY: install demo stop cluster cluster-stop test lint unit integration e2e cluster-test env compose-up compose-down lock benchmark bench-cluster clean
 
 install: $(STAMP)
 
@@ -76,5 +76,13 @@ lock: install
 benchmark: install
 	$(BIN)/python scripts/benchmark.py
 
+# Load: DAYS daily intervals of ingest + monitor as a backfill, on a fresh cluster with two workers,
+# then one, then under airflow standalone (the same-run baseline); one JSON line each.
+DAYS ?= 50
+bench-cluster: install
+	$(BIN)/python scripts/bench_cluster.py --target cluster --workers 2 --days $(DAYS)
+	$(BIN)/python scripts/bench_cluster.py --target cluster --workers 1 --days $(DAYS)
+	$(BIN)/python scripts/bench_cluster.py --target standalone --days $(DAYS)
+
 clean: stop cluster-stop
-	rm -rf .airflow .mlflow .driftloop .cluster .cluster-test
+	rm -rf .airflow .mlflow .driftloop .cluster .cluster-test .cluster-bench .bench-standalone

@@ -8,11 +8,14 @@ metric where labels exist, and records a verdict: a JSON file, and a run in the
 `<name>-monitoring` MLflow experiment with the Evidently report. The verdict event wakes
 `drift_watch`. The previous champion scores the same rows as a shadow; `guard` rolls `@champion`
 back to it when the champion trails it on the live metric (`monitoring.rollback: auto`). Without a
-champion the run is skipped.
+champion the run is skipped. `catch_up` runs last: when curated events arrived during the run, it
+emits `driftloop_monitor_backlog`, which starts monitor again for them (Airflow 3.3 gives a run only
+the events up to its trigger time).
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from airflow.sdk import TriggerRule, dag, get_current_context, task
@@ -21,6 +24,7 @@ from driftloop_airflow import (
     ALERT_ON_RESULT,
     CURATED,
     DEFAULT_ARGS,
+    MONITOR_BACKLOG,
     REGISTRY_POOL,
     TAGS,
     VERDICTS,
@@ -33,11 +37,12 @@ from include.config import load_dag_settings
 from mlflow_link import mlflow_task
 
 CONFIG = load_dag_settings()
+log = logging.getLogger(__name__)
 
 
 @dag(
     dag_id="monitor",
-    schedule=[CURATED],
+    schedule=(CURATED | MONITOR_BACKLOG),
     start_date=start_date(CONFIG.schedule.start_date),
     catchup=False,
     max_active_runs=1,
@@ -57,6 +62,9 @@ def monitor():
         ctx = get_current_context()
         events = ctx.get("triggering_asset_events") or {}
         extras = [e.extra for evs in events.values() for e in evs]
+        if events and not any(e.get("start") for e in extras):
+            log.info("woken by catch_up: the curated events it saw are this run's or an earlier run's")
+            return []
         with fail_without_retry(NoWindow):
             return [w.as_dict() for w in interval_windows(ctx["params"], extras)]
 
@@ -101,11 +109,29 @@ def monitor():
 
         raise AirflowFailException("an interval of this run failed to score or to be checked for drift: see the failed score/drift task")
 
+    # a teardown: it runs last whatever happened, and its own state does not decide the run's
+    @task(inlets=[CURATED], outlets=[MONITOR_BACKLOG])
+    def catch_up() -> int:
+        """Wakes monitor again when curated events arrived after this run's trigger time: Airflow
+        gives them to the next asset-triggered run, and this makes sure one comes."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        ctx = get_current_context()
+        after = ctx["dag_run"].run_after
+        newer = list(ctx["inlet_events"][CURATED].after(after.isoformat()))
+        if not newer:
+            raise AirflowSkipException(f"no curated event after {after.isoformat()}")
+        spans = [f"[{e.extra.get('start')}, {e.extra.get('end')})" for e in newer]
+        log.info("%d curated event(s) after %s: %s; monitor runs again for them", len(newer), after.isoformat(), ", ".join(spans))
+        ctx["outlet_events"][MONITOR_BACKLOG].extra = {"after": after.isoformat(), "curated_events": len(newer)}
+        return len(newer)
+
     # one score and one drift check per interval: queued ingest events are not merged
     scored = score.expand(span=window())
     verdicts = drift.expand(scored=scored)
-    guard(verdicts)
-    [scored, verdicts] >> intervals_failed()
+    guarded = guard(verdicts)
+    failed = [scored, verdicts] >> intervals_failed()
+    [guarded, failed] >> catch_up().as_teardown()
 
 
 monitor()

@@ -28,13 +28,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-import fsspec
 import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
 from include.errors import DataError
-from include.storage import is_data_file
+from include.storage import is_data_file, open_fs
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ class LabelsError(DataError):
 def label_files(url: str) -> list[str]:
     """The labels files under ``url`` (csv or parquet, recursively), sorted; none when the folder
     does not exist yet. Hidden files (a writer's temporary file) are left out."""
-    fs, root = fsspec.core.url_to_fs(url)
+    fs, root = open_fs(url)
     root = root.rstrip("/")
     if not fs.exists(root):
         return []
@@ -158,7 +157,7 @@ def read_labels(url: str | None, id_column: str, target: str, task: str | None, 
     )
     if not url:
         return empty
-    fs, _ = fsspec.core.url_to_fs(url)
+    fs, _ = open_fs(url)
     wanted = None if ids is None else pd.Index(pd.Series(ids).dropna().unique())
     parts = []
     for name in label_files(url):

@@ -18,10 +18,9 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import fsspec
 import pandas as pd
 
-from include.storage import Storage, Window, is_data_file, to_utc
+from include.storage import Storage, Window, is_data_file, open_fs, to_utc
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +105,7 @@ class LandingZone:
 
     def __init__(self, storage: Storage, landing: str, timestamp: str, fmt: str = "iso") -> None:
         self.storage = storage
-        self.fs, self.root = fsspec.core.url_to_fs(landing)
+        self.fs, self.root = open_fs(landing)
         self.root = self.root.rstrip("/")
         self.timestamp = timestamp
         self.format = fmt

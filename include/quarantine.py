@@ -18,7 +18,6 @@ from __future__ import annotations
 import io
 import logging
 import re
-import uuid
 
 import pandas as pd
 
@@ -77,13 +76,12 @@ class Quarantine:
 
     def add(self, window: Window, raw: dict[str, pd.DataFrame], files: dict[str, dict], report: dict, report_md: str, run: dict) -> dict:
         """Keeps a rejected batch as a new numbered entry; returns its record."""
-        ids = self.entry_ids()
-        number = int(_ENTRY.match(ids[-1]).group(1)) + 1 if ids else 1
+        # entry.json is written last: an entry without it (a task killed half-way) is not an entry
+        # (entry_ids sees only finished ones), and its number is never handed out again. No folder
+        # move: on an object store that is a copy of every key, not a rename.
+        number = max(self._numbers(), default=0) + 1
         entry_id = f"{number:04d}__{window.key}"
-        # built in a hidden folder and moved into place whole: a task killed half-way leaves no
-        # half entry that every later gate would trip over (entry_ids sees only finished ones)
-        final = self._folder(entry_id)
-        folder = f"{self.root}/.tmp-{uuid.uuid4().hex}"
+        folder = self._folder(entry_id)
         kept = {}
         for i, (name, rows) in enumerate(sorted(raw.items())):
             base = f"rows/{i:03d}__{safe_name(name.rsplit('/', 1)[-1])}"
@@ -102,8 +100,14 @@ class Quarantine:
             "failed": [f"{o['column'] or '(table)'}: {o['rule']}" for o in report.get("results", []) if not o.get("success")],
         }
         self.storage.write_json(record, f"{folder}/entry.json")
-        self.storage.fs.mv(folder, final, recursive=True)
         return record
+
+    def _numbers(self) -> list[int]:
+        """The numbers of every entry folder, finished or not."""
+        if not self.storage.exists(self.root):
+            return []
+        names = [p.rstrip("/").rsplit("/", 1)[-1] for p in self.storage.fs.ls(self.root, detail=False)]
+        return [int(m.group(1)) for n in names if (m := _ENTRY.match(n))]
 
     def _write_rows(self, rows: pd.DataFrame, base: str) -> str:
         import pyarrow as pa

@@ -111,9 +111,9 @@ def write_daily_batches(frame: pd.DataFrame, landing: str, timestamp: str = "tim
     Returns the written paths. Existing files of the same day are overwritten with the same rows,
     so the demo can be replayed.
     """
-    import fsspec
+    from include.storage import open_fs
 
-    fs, root = fsspec.core.url_to_fs(landing)
+    fs, root = open_fs(landing)
     fs.makedirs(root, exist_ok=True)
     written = []
     for day, rows in frame.groupby(frame[timestamp].dt.strftime("%Y-%m-%d"), sort=True):

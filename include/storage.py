@@ -35,8 +35,17 @@ from datetime import datetime, timedelta
 
 import fsspec
 import pandas as pd
+from fsspec.implementations.local import LocalFileSystem
 
 log = logging.getLogger(__name__)
+
+
+def open_fs(url: str):
+    """The filesystem and path of ``url`` (a local path, ``s3://``, ...), with no listings cache:
+    what other processes wrote (a verdict, a landed file) is seen at the next listing. s3fs caches a
+    folder's listing for the life of the process otherwise, and a long-lived reader (a poking
+    sensor, the demo driver) never saw a file written after its first look."""
+    return fsspec.core.url_to_fs(url, use_listings_cache=False)
 
 
 def safe_name(text: str) -> str:
@@ -111,8 +120,9 @@ class Storage:
     is accepted for the callers that pass a config's paths positionally)."""
 
     def __init__(self, root: str, landing: str, timestamp: str, id_column: str = "id", numeric=()) -> None:
-        self.fs, self.root = fsspec.core.url_to_fs(root)
+        self.fs, self.root = open_fs(root)
         self.root = self.root.rstrip("/")
+        self.local = isinstance(self.fs, LocalFileSystem)
         self.timestamp = timestamp
         self.id_column = id_column
         self.numeric = tuple(numeric)  # stored as doubles in the curated table
@@ -127,7 +137,13 @@ class Storage:
         return "/".join([self.root, *parts])
 
     def _atomic_write(self, path: str, write) -> str:
+        """Writes ``path`` whole or not at all. An object store's PUT is already that (an object
+        appears when its upload completes); a local file is written aside and renamed."""
         parent = path.rsplit("/", 1)[0]
+        if not self.local:
+            with self.fs.open(path, "wb") as handle:
+                write(handle)
+            return path
         self.fs.makedirs(parent, exist_ok=True)
         tmp = f"{parent}/.tmp-{uuid.uuid4().hex}"
         with self.fs.open(tmp, "wb") as handle:

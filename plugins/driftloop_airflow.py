@@ -22,6 +22,12 @@ from alert_notifier import AlertNotifier
 CURATED = Asset(name="driftloop_curated", uri="x-driftloop://curated")
 # Emitted by monitor when a verdict is recorded; drift_watch wakes up on it.
 VERDICTS = Asset(name="driftloop_verdicts", uri="x-driftloop://verdicts")
+# Emitted by monitor's catch_up when curated events arrived during its run: it wakes monitor again.
+# Airflow 3.3 hands an asset-triggered run only the events up to its trigger time and then clears
+# the queue, so events that came in while monitor waited for max_active_runs were taken by no run
+# until the next event came (apache/airflow#56050); the next run takes them (no window is lost or
+# checked twice), and this event makes sure there is a next run.
+MONITOR_BACKLOG = Asset(name="driftloop_monitor_backlog", uri="x-driftloop://monitor-backlog")
 
 DEFAULT_ARGS = {
     "owner": "driftloop",

@@ -10,6 +10,7 @@ Before the clock starts, a champion is trained on four weeks (``monitor`` scores
     python scripts/bench_cluster.py --target cluster --workers 2 --days 50
     python scripts/bench_cluster.py --target cluster --workers 1 --days 50
     python scripts/bench_cluster.py --target standalone --days 50
+    (all three: make bench-cluster DAYS=50)
 
 The cluster is a fresh one of its own (``.cluster-bench/``, ports from 22000), stopped at the end.
 """
@@ -20,6 +21,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 from datetime import datetime, timedelta
@@ -129,6 +131,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, choices=[1, 2], default=2)
     parser.add_argument("--days", type=int, default=50)
     args = parser.parse_args()
+    # stopped from outside (SIGTERM, or SIGINT, which a background job of a script ignores): the
+    # finally blocks below stop what was started
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
+    sys.stdout.reconfigure(line_buffering=True)
 
     import demo
 

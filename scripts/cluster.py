@@ -54,6 +54,8 @@ from services import VENV_BIN, base_env, descendants, port_is_free, signal_all, 
 PGBIN = Path("/usr/lib/postgresql/15/bin")
 HOST = "127.0.0.1"
 BUCKET = "driftloop"
+REMOTE_LOGS = f"s3://{BUCKET}/airflow-logs"  # task logs, as in docker-compose.yaml
+LOG_CONN_ID = "driftloop_object_store"
 WORKERS = ("airflow-worker-1", "airflow-worker-2")
 # the services, named as in docker-compose.yaml (tests/unit/test_compose.py compares the two)
 SERVICES = (
@@ -215,6 +217,12 @@ class Cluster:
             "AWS_ALLOW_HTTP": "true",  # delta-rs refuses http:// endpoints without it
         }
 
+    def log_connection(self) -> str:
+        """The Airflow connection the task log handler writes and reads with (JSON form)."""
+        s = self.secrets()
+        extra = {"endpoint_url": self.s3_url, "region_name": "us-east-1"}
+        return json.dumps({"conn_type": "aws", "login": s["S3_ACCESS_KEY_ID"], "password": s["S3_SECRET_ACCESS_KEY"], "extra": extra})
+
     def client_env(self) -> dict[str, str]:
         """What a driftloop process needs to work against this cluster: the config, the object
         store, and MLflow as the workers' user (their own user, not the admin)."""
@@ -251,6 +259,12 @@ class Cluster:
             AIRFLOW__API__SECRET_KEY=s["AIRFLOW_API_SECRET_KEY"],
             AIRFLOW__API_AUTH__JWT_SECRET=s["AIRFLOW_JWT_SECRET"],
             AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(home / "logs"),
+            # task logs go to the object store when a task ends; the UI reads them from there, so a
+            # log outlives its worker (the amazon provider's S3TaskHandler)
+            AIRFLOW__LOGGING__REMOTE_LOGGING="True",
+            AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER=REMOTE_LOGS,
+            AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID=LOG_CONN_ID,
+            **{f"AIRFLOW_CONN_{LOG_CONN_ID.upper()}": self.log_connection()},
             # new DAG files are listed every refresh_interval (300 s by default)
             AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="30",
             # a task whose worker died is noticed after this long (300 s by default), then retried

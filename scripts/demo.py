@@ -443,8 +443,9 @@ def reset_on_cluster(demo: Demo) -> None:
     """Makes a replay on the cluster start from nothing, as a local demo does: the demo's DAG runs
     (their ids are reused), its registered model and runs in MLflow, and its storage and landing on
     the object store (only if the demo made them: a marker object)."""
-    import fsspec
     from mlflow import MlflowClient
+
+    from include.storage import open_fs
 
     for dag_id in ("ingest", "monitor", "drift_watch", "retrain", "rollback"):
         demo.airflow.delete_runs(dag_id, keep_running=dag_id == "drift_watch")  # the sensor keeps watching
@@ -458,7 +459,7 @@ def reset_on_cluster(demo: Demo) -> None:
             for run in client.search_runs([found.experiment_id], max_results=5000):
                 client.delete_run(run.info.run_id)
     for url in (demo.settings.storage, demo.settings.data.landing):
-        fs, path = fsspec.core.url_to_fs(url)
+        fs, path = open_fs(url)
         if fs.exists(path) and not fs.exists(f"{path}/.driftloop-demo"):
             raise SystemExit(f"{url} exists and was not made by the demo; choose another location in {demo.settings.source}")
         if fs.exists(path):

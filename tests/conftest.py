@@ -95,3 +95,31 @@ class Hook:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def chromium_path() -> str:
+    """Debian's Chromium (Playwright's own browser download cannot run on these machines): installed
+    with apt-get when missing and running as root (CI), else the test stops saying what to install."""
+    import shutil
+    import subprocess
+
+    found = shutil.which("chromium")
+    if found is None and os.geteuid() == 0:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env)
+        found = shutil.which("chromium")
+    if found is None:
+        pytest.fail("the browser tests need Chromium: run `sudo apt-get install -y chromium`")
+    return found
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Chromium driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        yield chromium
+        chromium.close()

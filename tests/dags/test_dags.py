@@ -44,7 +44,15 @@ def edges(dag):
         ),
         (
             "monitor",
-            {("window", "score"), ("score", "drift"), ("drift", "guard"), ("score", "intervals_failed"), ("drift", "intervals_failed")},
+            {
+                ("window", "score"),
+                ("score", "drift"),
+                ("drift", "guard"),
+                ("score", "intervals_failed"),
+                ("drift", "intervals_failed"),
+                ("guard", "catch_up"),
+                ("intervals_failed", "catch_up"),
+            },
         ),
         ("drift_watch", {("wait_for_drift", "trigger_retrain"), ("wait_for_drift", "mark_handled"), ("trigger_retrain", "mark_handled")}),
         (
@@ -247,3 +255,18 @@ def test_time_params_refuse_what_is_not_iso(bag, value):
     params = ParamsDict(bag.dags["ingest"].params)
     with pytest.raises(ParamValidationError, match="param start"):
         params["start"] = value
+
+
+def test_monitor_wakes_itself_for_curated_events_that_came_during_a_run(bag):
+    """Airflow 3.3 gives an asset-triggered run the events up to its trigger time only and clears
+    the queue (apache/airflow#56050): catch_up is a teardown (the run's state is its other leaves')
+    that reads curated events and emits the backlog asset monitor is also scheduled on."""
+    dag = bag.dags["monitor"]
+    catch_up = dag.get_task("catch_up")
+    assert catch_up.is_teardown
+    assert {a.uri for a in catch_up.inlets} == {"x-driftloop://curated"}
+    assert {a.uri for a in catch_up.outlets} == {"x-driftloop://monitor-backlog"}
+    assert {a.uri for a in dag.timetable.asset_condition.objects} == {
+        "x-driftloop://curated",
+        "x-driftloop://monitor-backlog",
+    }
