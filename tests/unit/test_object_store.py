@@ -26,7 +26,12 @@ BUCKET = "unit-store"
 def s3(tmp_path_factory):
     """An S3 endpoint on loopback with a bucket; the AWS variables s3fs reads point at it."""
     import boto3
+    import s3fs
     from moto.server import ThreadedMotoServer
+
+    # fsspec caches filesystems by their arguments, not by the AWS_* variables they read: one made
+    # earlier in the session (the cluster tier's) would still point at that endpoint
+    s3fs.S3FileSystem.clear_instance_cache()
 
     sys.path.insert(0, str(ROOT / "scripts"))
     from services import free_port
