@@ -5,8 +5,8 @@ Runs when `ingest` publishes curated rows (the asset event carries the window), 
 `{"start": ISO, "end": ISO}`. Scores the interval with `@champion` (one prediction per id, replaced
 on re-run), compares it with the champion's training window using Evidently, computes the live
 metric where labels exist, and records a verdict: a JSON file, and a run in the
-`<name>-monitoring` MLflow experiment with the Evidently report. The verdict event wakes
-`drift_watch`. The previous champion scores the same rows as a shadow; `guard` rolls `@champion`
+`<name>-monitoring` MLflow experiment; `report` then adds Evidently's HTML report (drawn from a
+sample; the verdict is computed on all rows). The verdict event wakes `drift_watch`. The previous champion scores the same rows as a shadow; `guard` rolls `@champion`
 back to it when the champion trails it on the live metric (`monitoring.rollback: auto`). Without a
 champion the run is skipped. `catch_up` runs last: when curated events arrived during the run, it
 emits `driftloop_monitor_backlog`, which starts monitor again for them (Airflow 3.3 gives a run only
@@ -81,9 +81,9 @@ def monitor():
             except NoChampion as err:
                 raise AirflowSkipException(str(err)) from err
 
-    # Evidently on a large interval against its reference: about 100 s per million rows here.
-    # Expanded over the intervals that were scored: one that failed to score does not stop the
-    # drift check of the others.
+    # Evidently's methods on all rows of the interval and its reference (see BENCHMARKS.md for the
+    # cost per million rows). Expanded over the intervals that were scored: one that failed to
+    # score does not stop the drift check of the others.
     @mlflow_task(outlets=[VERDICTS], execution_timeout=timedelta(hours=1), trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
     def drift(scored: dict) -> dict:
         from include.monitoring import check_drift
@@ -92,6 +92,15 @@ def monitor():
         verdict = check_drift(settings(), Window.parse(**scored["span"]), scored)
         get_current_context()["outlet_events"][VERDICTS].extra = verdict
         return verdict
+
+    # Evidently's HTML pictures of a verdict, from a sample (a fixed cost per column, a few seconds
+    # for twenty): a task of its own, so the verdict and drift_watch do not wait for them
+    @mlflow_task(execution_timeout=timedelta(minutes=30))
+    def report(verdict: dict) -> str:
+        from include.monitoring import draw_report
+        from include.storage import Window
+
+        return draw_report(settings(), Window.parse(verdict["start"], verdict["end"]))
 
     # runs when at least one interval has a verdict, even if others failed: the champion is guarded
     # on the verdicts there are (a failed interval has none, like one whose labels have not come)
@@ -129,9 +138,10 @@ def monitor():
     # one score and one drift check per interval: queued ingest events are not merged
     scored = score.expand(span=window())
     verdicts = drift.expand(scored=scored)
+    reports = report.expand(verdict=verdicts)
     guarded = guard(verdicts)
-    failed = [scored, verdicts] >> intervals_failed()
-    [guarded, failed] >> catch_up().as_teardown()
+    failed = [scored, verdicts, reports] >> intervals_failed()
+    [guarded, reports, failed] >> catch_up().as_teardown()
 
 
 monitor()

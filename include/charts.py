@@ -17,6 +17,36 @@ def _figure(width: float = 9, height: float = 4):
     return plt, fig, ax
 
 
+def _figure_with_strip():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 1, figsize=(9, 5.2), dpi=100, sharex=True, gridspec_kw={"height_ratios": [4, 1.3]})
+    return plt, fig, axes
+
+
+_STRIP = (("features", lambda v: v["drift"]), ("prediction", lambda v: (v.get("prediction_drift") or {}).get("drifted")))
+_STRIP += (("target", lambda v: (v.get("target_drift") or {}).get("drifted")),)
+
+
+def _drift_strip(ax, ends: list, verdicts: list[dict]) -> None:
+    """One row per kind of drift: red drifted, blue not, an open grey circle where it was not judged
+    (no labels yet, or a champion without out-of-time scores)."""
+    for row, (_, drifted) in enumerate(_STRIP):
+        flags = [drifted(v) for v in verdicts]
+        for colour, value in (("#d62728", True), ("#1f77b4", False)):
+            xs = [e for e, f in zip(ends, flags, strict=True) if f is value]
+            ax.scatter(xs, [row] * len(xs), color=colour, marker="s", s=40)
+        xs = [e for e, f in zip(ends, flags, strict=True) if f is None]
+        ax.scatter(xs, [row] * len(xs), facecolors="none", edgecolors="#999999", marker="o", s=30)
+    ax.set_yticks(range(len(_STRIP)), [name for name, _ in _STRIP], fontsize=8)
+    ax.set_ylim(-0.6, len(_STRIP) - 0.4)
+    ax.set_ylabel("drifted", fontsize=8)
+    ax.grid(axis="x", color="#eeeeee")
+
+
 def _png(plt, fig) -> bytes:
     buffer = io.BytesIO()
     fig.tight_layout()
@@ -48,10 +78,12 @@ def fold_chart(folds: list[dict], metric: str, title: str) -> bytes:
 
 def drift_chart(verdicts: list[dict], threshold: float, metric: str) -> bytes | None:
     """A PNG of drift share and the live metric per interval, with the champion version, and the
-    shadow's live metric where the previous champion scored too."""
+    shadow's live metric where the previous champion scored too; below it, a strip of which
+    intervals drifted in their features, in the champion's scores (prediction drift) and in their
+    labels (target drift)."""
     if not verdicts:
         return None
-    plt, fig, ax = _figure()
+    plt, fig, (ax, strip) = _figure_with_strip()
     ends = [pd.Timestamp(v["end"]) for v in verdicts]
     ax.bar(
         ends,
@@ -82,6 +114,7 @@ def drift_chart(verdicts: list[dict], threshold: float, metric: str) -> bytes | 
     for e, v in zip(ends, verdicts, strict=True):
         ax.annotate(f"v{v['model_version']}", (e, 0.02), ha="center", fontsize=8)
     ax.set_title("driftloop: drift and live metric per monitored interval (label: champion version)")
+    _drift_strip(strip, ends, verdicts)
     fig.autofmt_xdate()
     lines, labels = ax.get_legend_handles_labels()
     lines2, labels2 = ax2.get_legend_handles_labels()

@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from include import stattests
 from include.errors import DriftloopError
 
 DEFAULT_CONFIG = Path(__file__).with_name("demo.yaml")
@@ -145,6 +146,26 @@ class MlflowSettings(_Section):
     http_retries: int = Field(default=3, ge=0, le=10)  # MLflow refuses more than 10
 
 
+class ColumnDriftSettings(_Section):
+    """One column's drift method (an Evidently method name, see ``include.stattests``) and
+    threshold; either left out means Evidently's choice for the column."""
+
+    method: str | None = None
+    threshold: float | None = Field(default=None, gt=0)
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str | None) -> str | None:
+        if value is not None and value not in stattests.METHODS:
+            raise ValueError(f"unknown drift method {value!r}; Evidently's methods are {stattests.NAMES}")
+        return value
+
+
+def target_kind(task: str) -> stattests.Kind:
+    """How drift compares targets: classes as categories, regression targets as numbers."""
+    return "categorical" if task == "classification" else "numerical"
+
+
 class MonitoringSettings(_Section):
     drift_share: float = Field(default=0.5, gt=0, le=1)
     cooldown: Duration = timedelta(days=7)
@@ -162,6 +183,15 @@ class MonitoringSettings(_Section):
     rollback: Literal["auto", "manual"] = "auto"
     rollback_margin: float = Field(default=0.02, ge=0)
     rollback_intervals: int = Field(default=2, ge=1)
+    # per feature column: {method: <Evidently method name>, threshold: <number>}; the verdict is
+    # computed on all rows either way
+    columns: dict[str, ColumnDriftSettings] = Field(default_factory=dict)
+    # the champion's scores on the interval against its out-of-time scores in training, and the
+    # interval's labels (where they have come) against the training window's
+    prediction: ColumnDriftSettings = ColumnDriftSettings()
+    target: ColumnDriftSettings = ColumnDriftSettings()
+    # rows a side that Evidently's HTML report draws its pictures from (the verdict uses all rows)
+    report_rows: int = Field(default=5000, ge=100)
 
 
 LearnedRule = Literal["row_count", "null_rate", "range", "categories"]
@@ -223,6 +253,21 @@ class Settings(_Section):
     alerts: AlertsSettings = AlertsSettings()
     mlflow: MlflowSettings = MlflowSettings()
     source: str | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _drift_methods_fit_their_columns(self) -> Settings:
+        kinds = {**dict.fromkeys(self.data.numeric, "numerical"), **dict.fromkeys(self.data.categorical, "categorical")}
+        for column, chosen in self.monitoring.columns.items():
+            where = f"monitoring.columns.{column}"
+            if column not in kinds:
+                raise ValueError(f"{where}: {column!r} is not a feature (data.numeric, data.categorical)")
+            if chosen.method is not None:
+                stattests.check_method(chosen.method, kinds[column], where)
+        if self.monitoring.prediction.method is not None:
+            stattests.check_method(self.monitoring.prediction.method, "numerical", "monitoring.prediction")
+        if self.monitoring.target.method is not None:
+            stattests.check_method(self.monitoring.target.method, target_kind(self.model.task), "monitoring.target")
+        return self
 
     @model_validator(mode="after")
     def _locations_apart(self, info: ValidationInfo) -> Settings:

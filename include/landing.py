@@ -57,6 +57,14 @@ def parse_timestamps(values: pd.Series, fmt: str = "iso") -> pd.Series:
     return parsed.astype("datetime64[us, UTC]")
 
 
+def read_table(fs, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """A CSV or Parquet file (by its suffix; anything else is read as Parquet) as it is."""
+    with fs.open(name, "rb") as handle:
+        if name.lower().endswith(".csv"):
+            return pd.read_csv(handle, usecols=columns)
+        return pd.read_parquet(handle, columns=columns)
+
+
 def _day_spans(stamps: pd.Series) -> list[list[str]]:
     """The event days a file has rows on, as merged ``[first, last]`` day spans."""
     days = sorted(pd.Series(stamps.dropna().dt.normalize().unique()))
@@ -128,10 +136,7 @@ class LandingZone:
 
     def read_file(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         """A landing file as it is (CSV or Parquet)."""
-        with self.fs.open(name, "rb") as handle:
-            if name.lower().endswith(".csv"):
-                return pd.read_csv(handle, usecols=columns)
-            return pd.read_parquet(handle, columns=columns)
+        return read_table(self.fs, name, columns)
 
     def read_bytes(self, name: str) -> bytes:
         with self.fs.open(name, "rb") as handle:

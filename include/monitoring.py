@@ -13,7 +13,8 @@ from datetime import timedelta
 import pandas as pd
 
 from include import charts, labels, registry
-from include.drift import drift_decision, evidently_drift, plain_features
+from include.config import target_kind
+from include.drift import column_drift, drift_decision, drift_report, plain_features, series_drift
 from include.errors import DataError
 from include.landing import LandingZone
 from include.storage import Storage, Window, to_utc
@@ -52,6 +53,77 @@ def live_metric(model, labelled: pd.DataFrame, settings) -> float | None:
     except ValueError as err:
         log.warning("live %s not computed: %s", settings.model.metric, err)
         return None
+
+
+def labelled_rows(frame: pd.DataFrame, settings) -> pd.DataFrame:
+    """The rows of ``frame`` whose label is known, in the rows themselves or in the labels files."""
+    data = settings.data
+    rows = labels.with_labels(frame, data, settings.model.task)
+    return rows[rows[data.target].notna()] if data.target in rows.columns else rows.iloc[0:0]
+
+
+def output_drift(settings, champion: registry.VersionInfo, current: pd.DataFrame, predictions: pd.Series) -> dict:
+    """Prediction drift (the interval's scores against the out-of-time scores of the champion's
+    training window: its last CV fold's rows, scored by that fold's model) and target drift (the interval's labels, where they have come, against the
+    training window's), each with its method and threshold as for a feature column
+    (``monitoring.prediction``, ``monitoring.target``; Evidently's choice by default).
+
+    Neither counts towards the drift share: they say why a drift matters (the scores moved) or
+    confirm it (the outcomes moved), and are in the verdict, its MLflow run and the drift chart.
+
+    Returns:
+        ``{"prediction_drift": {...}, "target_drift": {...}}``, each as a column of
+        ``include.drift.column_drift``, or with status ``no_reference`` (a champion trained before
+        out-of-time scores were kept) or ``no_labels``.
+    """
+    chosen = settings.monitoring
+    reference = registry.monitoring_reference(champion)
+    if reference is None:
+        missing = unjudged("no_reference", f"v{champion.version} was trained before driftloop kept its out-of-time scores")
+        return {"prediction_drift": missing, "target_drift": missing}
+    prediction = series_drift(reference["prediction"], predictions, "numerical", chosen.prediction.method, chosen.prediction.threshold)
+    current_labels = label_values(labelled_rows(current, settings), settings, "the interval's labelled rows")
+    return {"prediction_drift": prediction, "target_drift": target_drift(settings, reference["target"], current_labels)}
+
+
+def unjudged(status: str, note: str) -> dict:
+    """A drift result that could not be judged (as ``series_drift`` shapes a result)."""
+    return {"status": status, "drifted": None, "score": None, "threshold": None, "method": None, "method_name": None, "note": note}
+
+
+def label_values(rows: pd.DataFrame, settings, where: str) -> pd.Series:
+    """The target of labelled ``rows`` as plain numbers (``include.labels.label_values``)."""
+    data = settings.data
+    if rows.empty:
+        return pd.Series([], dtype="float64")
+    return labels.label_values(rows[data.target], settings.model.task, where, data.target, rows[data.id], source=where)
+
+
+def target_drift(settings, reference: pd.Series, current: pd.Series) -> dict:
+    """The drift of the labels: classes compared as categories, regression targets as numbers."""
+    if current.dropna().empty:
+        return unjudged("no_labels", "no label has come for these rows yet")
+    chosen = settings.monitoring.target
+    return series_drift(reference, current, target_kind(settings.model.task), chosen.method, chosen.threshold)
+
+
+VERDICT_KEYS = (
+    "start", "end", "rows", "model_version", "reference_window", "reference_rows",
+    "drift", "drift_share", "drifted_columns", "drifted", "column_issues", "columns", "prediction_drift", "target_drift",
+    "metric", "live_metric", "labelled_rows", "shadow_version", "shadow_metric", "report", "gate_warnings", "handled", "demoted", "mlflow_run_id",
+)  # fmt: skip
+
+
+def verdict_record(window: dict, rows: int, reference_rows: int, decision: dict, columns: dict, outputs: dict, metric: str, **rest) -> dict:
+    """A verdict as ``monitor`` stores it (and ``driftloop drift --json`` prints it): every key of
+    ``VERDICT_KEYS`` in that order, those not given (``rest``) None (``labelled_rows`` 0,
+    ``gate_warnings`` empty)."""
+    unknown = set(rest) - set(VERDICT_KEYS)
+    if unknown:
+        raise TypeError(f"not verdict keys: {sorted(unknown)}")
+    given = {**window, "rows": rows, "reference_rows": reference_rows, **decision, "columns": columns, **outputs, "metric": metric}
+    defaults = {"labelled_rows": 0, "gate_warnings": []}
+    return {k: given[k] if k in given else rest.get(k, defaults.get(k)) for k in VERDICT_KEYS}
 
 
 def score_interval(settings, window: Window) -> dict:
@@ -95,8 +167,7 @@ def score_interval(settings, window: Window) -> dict:
             shadow, shadow_version = None, None
     path = storage.write_parquet(out, storage.predictions_path(window))
 
-    labelled = labels.with_labels(frame, data, settings.model.task)
-    labelled = labelled[labelled[data.target].notna()] if data.target in labelled.columns else labelled.iloc[0:0]
+    labelled = labelled_rows(frame, settings)
     live = live_metric(model, labelled, settings)
     shadow_live = live_metric(shadow, labelled, settings) if shadow is not None else None
     log.info("scored %d rows with %s v%d; live %s = %s", len(out), settings.name, champion.version, settings.model.metric, live)
@@ -146,35 +217,48 @@ def check_drift(settings, window: Window, scored: dict) -> dict:
     champion = registry.get_version(settings.name, scored["model_version"])
     current = storage.read_curated(window)
     reference = reference_frame(settings, storage, champion)
-    columns, html = evidently_drift(reference, current, data, settings.monitoring.drift_share)
-    html_path = storage.write_text(html, storage.report_path(window, "drift.html"))
+    columns = column_drift(reference, current, data, settings.monitoring.columns)
     decision = drift_decision(columns, settings.monitoring.drift_share)
+    outputs = output_drift(settings, champion, current, storage.read_parquet(scored["predictions"])["prediction"])
+    for what, result in outputs.items():
+        log.info(
+            "interval %s: %s %s (%s %s, threshold %s; %s)",
+            window.key,
+            what,
+            result["drifted"],
+            result["method"],
+            result["score"],
+            result["threshold"],
+            result["note"],
+        )
     for col, status in decision["column_issues"].items():
         log.warning("interval %s: column %r is %s (%s); drifted=%s", window.key, col, status, columns[col]["note"], columns[col]["drifted"])
     path = storage.verdict_path(window)
     previous = storage.read_json(path) if storage.exists(path) else {}
-    verdict = {
-        **window.as_dict(),
-        "rows": scored["rows"],
-        "model_version": scored["model_version"],
-        "reference_window": reference_window(champion, settings.monitoring.reference).as_dict(),
-        "reference_rows": len(reference),
-        **decision,
-        "columns": columns,
-        "metric": settings.model.metric,
-        "live_metric": scored.get("live_metric"),
-        "labelled_rows": scored.get("labelled_rows", 0),
-        "shadow_version": scored.get("shadow_version"),
-        "shadow_metric": scored.get("shadow_metric"),
-        "report": html_path,
+    verdict = verdict_record(
+        window.as_dict(),
+        scored["rows"],
+        len(reference),
+        decision,
+        columns,
+        outputs,
+        settings.model.metric,
+        model_version=scored["model_version"],
+        reference_window=reference_window(champion, settings.monitoring.reference).as_dict(),
+        live_metric=scored.get("live_metric"),
+        labelled_rows=scored.get("labelled_rows", 0),
+        shadow_version=scored.get("shadow_version"),
+        shadow_metric=scored.get("shadow_metric"),
+        # drawn next by draw_report (its own task: the verdict does not wait for the pictures)
+        report=storage.report_path(window, "drift.html"),
         # findings of gate rules set to warn (quality.severity) on the batches curated for it
-        "gate_warnings": LandingZone.from_settings(settings, storage).published_warnings(window),
+        gate_warnings=LandingZone.from_settings(settings, storage).published_warnings(window),
         # marks of what was already done about this verdict survive a re-run (a demotion only
         # while the same champion is scored: evidence against a new one is fresh)
-        "handled": previous.get("handled"),
-        "demoted": previous.get("demoted") if previous.get("model_version") == scored["model_version"] else None,
-    }
-    verdict["mlflow_run_id"] = registry.log_monitoring_run(settings, window, verdict, html)
+        handled=previous.get("handled"),
+        demoted=previous.get("demoted") if previous.get("model_version") == scored["model_version"] else None,
+    )
+    verdict["mlflow_run_id"] = registry.log_monitoring_run(settings, window, verdict, None)
     storage.write_json(verdict, path)
     chart = charts.drift_chart(storage.verdicts(), settings.monitoring.drift_share, settings.model.metric)
     if chart is not None:
@@ -197,8 +281,36 @@ def check_drift(settings, window: Window, scored: dict) -> dict:
                 "mlflow_run_id",
             )
         },
+        "prediction_drift": outputs["prediction_drift"]["drifted"],
+        "target_drift": outputs["target_drift"]["drifted"],
         "mlflow_url": url,
     }
+
+
+def draw_report(settings, window: Window) -> str:
+    """Evidently's HTML report of an interval's stored verdict: drawn from a sample of the rows the
+    verdict compared, with its methods and thresholds (``include.drift.drift_report``), written
+    where the verdict says (``report``) and to its MLflow run. A re-run replaces both.
+
+    Returns:
+        The report's path.
+
+    Raises:
+        DataError: the interval has no verdict (``check_drift`` did not run for it).
+    """
+    storage = Storage.from_settings(settings)
+    path = storage.verdict_path(window)
+    if not storage.exists(path):
+        raise DataError(f"no verdict for [{window.start.isoformat()}, {window.end.isoformat()}) to draw a report of: run monitor for it")
+    verdict = storage.read_json(path)
+    champion = registry.get_version(settings.name, verdict["model_version"])
+    current, reference = storage.read_curated(window), reference_frame(settings, storage, champion)
+    mon = settings.monitoring
+    html = drift_report(reference, current, settings.data, verdict["columns"], mon.drift_share, mon.report_rows)
+    path = storage.write_text(html, verdict["report"])
+    registry.log_report(verdict["mlflow_run_id"], html)
+    log.info("interval %s: Evidently report from up to %d rows a side: %s", window.key, mon.report_rows, path)
+    return path
 
 
 def pending_drift(verdicts: list[dict], consecutive: int, cooldown: timedelta, triggers: list[dict]) -> dict | None:

@@ -39,6 +39,10 @@ NUMERIC_TYPES = [
     "boolean",
 ]
 TEXT_TYPES = ["str", "string", "object", "category"]
+# a column the config names categorical holds labels, whatever they are written as: text, flags
+# (True/False), integer codes, or codes read as floats (a CSV column of codes with a gap). GX names
+# the values' Python types when the column's dtype is object (as after ``plain_features``).
+CATEGORY_TYPES = [*TEXT_TYPES, *NUMERIC_TYPES, "int", "float", "bool"]
 MAX_EXAMPLES = 5
 
 
@@ -92,7 +96,8 @@ def profile(frame: pd.DataFrame, data, window: Window) -> dict:
         columns[col] = {
             "kind": "categorical",
             "null_rate": float(values.isna().mean()) if len(values) else 0.0,
-            "categories": sorted(str(v) for v in values.dropna().unique()),
+            # as written (text, flags, codes), so the learned set matches the values themselves
+            "categories": sorted((_jsonable(v) for v in values.dropna().unique()), key=lambda v: (type(v).__name__, v)),
         }
     return {"window": window.as_dict(), "rows": len(frame), "rows_per_day": len(frame) / days, "columns": columns}
 
@@ -147,7 +152,7 @@ def build_expectations(
             checks.append(Expectation("ExpectColumnValuesToBeInTypeList", col, {"type_list": NUMERIC_TYPES}))
     for col in data.categorical:
         if col in has:
-            checks.append(Expectation("ExpectColumnValuesToBeInTypeList", col, {"type_list": TEXT_TYPES}))
+            checks.append(Expectation("ExpectColumnValuesToBeInTypeList", col, {"type_list": CATEGORY_TYPES}))
     if require_target and data.target in has:
         checks.append(Expectation("ExpectColumnValuesToNotBeNull", data.target))
     if not learned:

@@ -43,11 +43,16 @@ class Quarantine:
     def _folder(self, entry_id: str) -> str:
         return f"{self.root}/{entry_id}"
 
-    def entry_ids(self) -> list[str]:
+    def _folders(self) -> list[str]:
+        """The names of the entry folders, finished or not."""
         if not self.storage.exists(self.root):
             return []
         names = [p.rstrip("/").rsplit("/", 1)[-1] for p in self.storage.fs.ls(self.root, detail=False)]
-        return sorted(n for n in names if _ENTRY.match(n) and self.storage.exists(f"{self._folder(n)}/entry.json"))
+        return [n for n in names if _ENTRY.match(n)]
+
+    def entry_ids(self) -> list[str]:
+        """The finished entries (``entry.json``, written last, is there), oldest first."""
+        return sorted(n for n in self._folders() if self.storage.exists(f"{self._folder(n)}/entry.json"))
 
     def entry(self, entry_id: str) -> dict:
         """The entry's record.
@@ -104,10 +109,7 @@ class Quarantine:
 
     def _numbers(self) -> list[int]:
         """The numbers of every entry folder, finished or not."""
-        if not self.storage.exists(self.root):
-            return []
-        names = [p.rstrip("/").rsplit("/", 1)[-1] for p in self.storage.fs.ls(self.root, detail=False)]
-        return [int(m.group(1)) for n in names if (m := _ENTRY.match(n))]
+        return [int(_ENTRY.match(n).group(1)) for n in self._folders()]
 
     def _write_rows(self, rows: pd.DataFrame, base: str) -> str:
         import pyarrow as pa

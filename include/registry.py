@@ -26,6 +26,10 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 HISTORY_TAG = "driftloop.champion_history"
 COMPARISON_MODEL = "comparison_model"
+# a training run's artifact: its rows' out-of-time scores and targets (monitoring's reference)
+MONITORING_REFERENCE = "monitoring/reference.parquet"
+# a monitoring run's artifact: the interval's Evidently report
+REPORT_ARTIFACT = "evidently/drift.html"
 
 
 def _quiet() -> None:
@@ -353,6 +357,7 @@ def log_training_run(
         ``{"run_id", "version"}``.
     """
     import mlflow
+    import pandas as pd
 
     data, metric = settings.data, settings.model.metric
     exp_id = experiment_id(settings.name)
@@ -389,11 +394,16 @@ def log_training_run(
             mlflow.log_input(dataset, context="training")
         mlflow.log_dict(cv.summary(), "cv/folds.json")
         mlflow.log_dict(gate_profile, "gate/profile.json")
-        if figure_png is not None:
-            with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp:
+            if figure_png is not None:
                 path = Path(tmp) / "folds.png"
                 path.write_bytes(figure_png)
                 mlflow.log_artifact(str(path), "cv")
+            if cv.oot is not None:
+                # what monitoring compares an interval's scores and labels with
+                path = Path(tmp) / MONITORING_REFERENCE.rsplit("/", 1)[-1]
+                pd.DataFrame({"prediction": cv.oot, "target": frame[data.target].to_numpy()}).to_parquet(path, index=False)
+                mlflow.log_artifact(str(path), MONITORING_REFERENCE.rsplit("/", 1)[0])
         example = frame[data.features].head(5)
         _log_sklearn(comparison_model, COMPARISON_MODEL, example, settings.model.task)
         info = _log_sklearn(model, "model", example, settings.model.task, registered_model_name=settings.name)
@@ -547,6 +557,23 @@ def rollback_plan(name: str, requested: int | None) -> tuple[int, list[int]]:
     return remaining[-1], remaining
 
 
+def monitoring_reference(version: VersionInfo):
+    """A version's training rows as monitoring compares with them: ``prediction`` (each row's
+    out-of-time score from the last CV fold's model, NaN outside that fold) and ``target``; None for a version
+    logged before driftloop kept them."""
+    import mlflow
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=f"runs:/{version.run_id}/{MONITORING_REFERENCE}", dst_path=tmp)
+        except (MlflowException, OSError) as err:
+            log.info("v%d has no %s (%s)", version.version, MONITORING_REFERENCE, err)
+            return None
+        return pd.read_parquet(local)
+
+
 def profile_uri(version: VersionInfo) -> str:
     """Where a version's gate profile (of its training window) is logged."""
     return f"runs:/{version.run_id}/gate/profile.json"
@@ -586,11 +613,24 @@ def log_monitoring_run(settings, window, verdict: dict, report_html: str | None)
         mlflow.log_metric("rows", verdict["rows"])
         if verdict.get("live_metric") is not None:
             mlflow.log_metric(settings.model.metric, verdict["live_metric"])
+        for what in ("prediction_drift", "target_drift"):
+            result = verdict.get(what) or {}
+            mlflow.set_tag(f"driftloop.{what}", {True: "true", False: "false"}.get(result.get("drifted"), result.get("status", "n/a")))
+            if result.get("score") is not None:
+                mlflow.log_metric(f"{what}_score", result["score"])
         if verdict.get("shadow_version") is not None:
             mlflow.set_tag("driftloop.shadow_version", str(verdict["shadow_version"]))
             if verdict.get("shadow_metric") is not None:
                 mlflow.log_metric(f"shadow_{settings.model.metric}", verdict["shadow_metric"])
         mlflow.log_dict(verdict, "verdict.json")
         if report_html is not None:
-            mlflow.log_text(report_html, "evidently/drift.html")
+            mlflow.log_text(report_html, REPORT_ARTIFACT)
         return run.info.run_id
+
+
+def log_report(run_id: str, report_html: str) -> None:
+    """Attaches an interval's Evidently report to its monitoring run (replacing an earlier one)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / REPORT_ARTIFACT.rsplit("/", 1)[-1]
+        path.write_text(report_html, encoding="utf-8")
+        client().log_artifact(run_id, str(path), REPORT_ARTIFACT.rsplit("/", 1)[0])

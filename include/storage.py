@@ -43,8 +43,8 @@ log = logging.getLogger(__name__)
 def open_fs(url: str):
     """The filesystem and path of ``url`` (a local path, ``s3://``, ...), with no listings cache:
     what other processes wrote (a verdict, a landed file) is seen at the next listing. s3fs caches a
-    folder's listing for the life of the process otherwise, and a long-lived reader (a poking
-    sensor, the demo driver) never saw a file written after its first look."""
+    folder's listing for the life of the process otherwise, and a long-lived reader (the demo
+    driver, a test or benchmark process) never saw a file written after its first look."""
     return fsspec.core.url_to_fs(url, use_listings_cache=False)
 
 

@@ -22,7 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import services  # noqa: E402 (scripts/ is not a package)
-from demo import Airflow  # noqa: E402
+
+from include.airflow_api import Airflow  # noqa: E402
 
 DAG_IDS = ["ingest", "monitor", "retrain", "rollback", "drift_watch"]
 

@@ -137,8 +137,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
     sys.stdout.reconfigure(line_buffering=True)
 
-    import demo
-
+    from include.airflow_api import Airflow
     from include.config import load_settings
 
     if args.target == "cluster":
@@ -156,7 +155,7 @@ def main() -> None:
                 cluster.stop_process(WORKERS[1])
             os.environ.update(cluster.client_env())
             creds = read_env(home / "credentials.env")
-            client = demo.Airflow(creds["AIRFLOW_URL"], creds["AIRFLOW_USER"], creds["AIRFLOW_PASSWORD"])
+            client = Airflow(creds["AIRFLOW_URL"], creds["AIRFLOW_USER"], creds["AIRFLOW_PASSWORD"])
             result = play(client, load_settings(path), args.days)
         finally:
             cluster.stop()
@@ -172,7 +171,7 @@ def main() -> None:
         try:
             start(svc)
             os.environ["MLFLOW_TRACKING_URI"] = svc.mlflow_url
-            client = demo.Airflow(svc.airflow_url, "admin", svc.password())
+            client = Airflow(svc.airflow_url, "admin", svc.password())
             result = play(client, load_settings(path), args.days)
         finally:
             stop(svc.home)

@@ -138,6 +138,21 @@ def postgres_can_reach(path: Path) -> bool:
     return True
 
 
+def apt_install(packages: list[str], what: str) -> None:
+    """Installs Debian packages when running as root (CI, a fresh machine); otherwise stops and
+    says what to install.
+
+    Raises:
+        SystemExit: not root (the message names the command to run).
+    """
+    if os.geteuid() != 0:
+        raise SystemExit(f"missing Debian packages: run `sudo apt-get install -y {' '.join(packages)}` ({what})")
+    log(f"apt-get install {' '.join(packages)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run(["apt-get", "update", "-qq"], env=env)
+    run(["apt-get", "install", "-y", "-qq", *packages], env=env)
+
+
 @dataclass
 class Cluster:
     home: Path
@@ -548,13 +563,8 @@ class Cluster:
         missing = [
             pkg for pkg, exe in (("postgresql", PGBIN / "initdb"), ("redis-server", Path("/usr/bin/redis-server"))) if not exe.exists()
         ]
-        if missing and os.geteuid() != 0:
-            raise SystemExit(f"missing Debian packages: run `sudo apt-get install -y {' '.join(missing)}` (PostgreSQL 15, Redis 7)")
         if missing:
-            log(f"apt-get install {' '.join(missing)}")
-            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-            run(["apt-get", "update", "-qq"], env=env)
-            run(["apt-get", "install", "-y", "-qq", *missing], env=env)
+            apt_install(missing, "PostgreSQL 15, Redis 7")
         ours = {
             "postgres": (self.pg_data / "postmaster.pid").exists(),
             "redis": (self.home / "redis" / "redis.pid").exists(),

@@ -23,13 +23,10 @@ cluster keeps running; the demo's earlier runs, model and data there are replace
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -38,6 +35,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from services import Services, start, stop  # noqa: E402
+
+from include.airflow_api import Airflow  # noqa: E402
+from include.bootstrap import Driver, Row  # noqa: E402
 
 START = datetime(2026, 1, 5)  # a Monday
 HISTORY_WEEKS = 4
@@ -53,195 +53,12 @@ def week(n: int) -> tuple[datetime, datetime]:
     return s, s + timedelta(weeks=1)
 
 
-def iso(d: datetime) -> str:
-    return d.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def key(start: datetime, end: datetime) -> str:
-    return f"{start:%Y%m%dT%H%M%SZ}__{end:%Y%m%dT%H%M%SZ}"
-
-
-class Unsettled(RuntimeError):
-    """The API did not settle a request: no answer in time, or 500 "Database error" (see _request)."""
-
-
-class Airflow:
-    """A small client of Airflow's REST API v2 (token auth of the SimpleAuthManager)."""
-
-    def __init__(self, url: str, username: str, password: str, timeout: float = 60, backoff: float = 1) -> None:
-        self.url, self.username, self.password = url, username, password
-        self.timeout, self.backoff = timeout, backoff
-        self.token = None
-
-    def _request(self, method: str, path: str, body: dict | None = None, auth: bool = True, attempt: int = 0):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"{self.url}{path}", data=data, method=method, headers={"Content-Type": "application/json"})
-        if auth:
-            if self.token is None:
-                self.login()
-            req.add_header("Authorization", f"Bearer {self.token}")
-        # Reads, unpausing and logging in are safe to repeat; a trigger is not (see trigger).
-        repeatable = (method in ("GET", "PATCH") or path == "/auth/token") and attempt < 6
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as err:
-            if err.code == 401 and auth:
-                self.token = None
-                return self._request(method, path, body, auth)
-            detail = err.read().decode()[:500]
-            # The local standalone's metadata DB is SQLite: one writer at a time. The api-server
-            # writes its audit log from an async dependency, on its event loop; when another of its
-            # requests holds the write lock and needs that loop to commit, both wait until SQLite's
-            # busy timeout (5 s) ends it with a 500 "Database error" (see scripts/services.py).
-            unsettled = err.code >= 500 and "Database error" in detail
-            if unsettled and repeatable:
-                time.sleep(self.backoff * (1 + attempt))
-                return self._request(method, path, body, auth, attempt + 1)
-            raise (Unsettled if unsettled else RuntimeError)(f"{method} {path}: HTTP {err.code} {detail}") from None
-        except (TimeoutError, ConnectionError, urllib.error.URLError) as err:
-            if repeatable:
-                time.sleep(self.backoff * (1 + attempt))
-                return self._request(method, path, body, auth, attempt + 1)
-            raise Unsettled(f"{method} {path}: no answer ({err})") from None
-
-    def login(self) -> None:
-        self.token = self._request("POST", "/auth/token", {"username": self.username, "password": self.password}, auth=False)[
-            "access_token"
-        ]
-
-    def dag_ids(self) -> dict[str, bool]:
-        """The DAG ids Airflow knows, each with whether it is paused."""
-        return {d["dag_id"]: d["is_paused"] for d in self._request("GET", "/api/v2/dags?limit=100")["dags"]}
-
-    def unpause(self, dag_id: str) -> None:
-        self._request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-
-    def trigger(self, dag_id: str, run_id: str, conf: dict, attempts: int = 4) -> str:
-        """Start a run with a fixed id, exactly once: a POST the API did not settle is repeated
-        only after looking whether the run exists."""
-        for attempt in range(attempts):
-            try:
-                self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"dag_run_id": run_id, "logical_date": None, "conf": conf})
-                return run_id
-            except Unsettled:
-                if attempt == attempts - 1:
-                    raise
-            except RuntimeError as err:
-                # 409: an unsettled POST before this one did create the run after all
-                if attempt == 0 or "HTTP 409" not in str(err):
-                    raise
-            time.sleep(self.backoff * (2 + 2 * attempt))
-            if self.run(dag_id, run_id):
-                return run_id
-        return run_id
-
-    def _get_or_none(self, path: str) -> dict | None:
-        """A GET of ``path``; None when it does not exist (404)."""
-        try:
-            return self._request("GET", path)
-        except RuntimeError as err:
-            if "HTTP 404" in str(err):
-                return None
-            raise
-
-    def run(self, dag_id: str, run_id: str) -> dict | None:
-        return self._get_or_none(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
-
-    def runs(self, dag_id: str) -> list[dict]:
-        return self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns?order_by=-run_after&limit=50")["dag_runs"]
-
-    def runs_all(self, dag_id: str) -> list[dict]:
-        """Every run of ``dag_id``, page by page."""
-        found: list[dict] = []
-        while page := self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100&offset={len(found)}")["dag_runs"]:
-            found += page
-        return found
-
-    def task_instances(self) -> list[dict]:
-        """Every task instance of every DAG run, page by page."""
-        found: list[dict] = []
-        path = "/api/v2/dags/~/dagRuns/~/taskInstances?limit=100"
-        while page := self._request("GET", f"{path}&offset={len(found)}")["task_instances"]:
-            found += page
-        return found
-
-    def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict | None:
-        """One task instance (its latest try), or None when the run or task does not exist."""
-        return self._get_or_none(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
-
-    def task_time(self, tis: list[dict] | None = None) -> tuple[int, int, float]:
-        """DAG runs, task instances and the sum of their run times, over every DAG."""
-        runs = self._request("GET", "/api/v2/dags/~/dagRuns?limit=1")["total_entries"]
-        tis = self.task_instances() if tis is None else tis
-        return runs, len(tis), sum(t.get("duration") or 0.0 for t in tis)
-
-    def task_hosts(self, tis: list[dict] | None = None) -> dict[str, int]:
-        """How many task instances each worker ran (``hostname``), over every DAG."""
-        hosts: dict[str, int] = {}
-        for ti in self.task_instances() if tis is None else tis:
-            if ti.get("hostname"):
-                hosts[ti["hostname"]] = hosts.get(ti["hostname"], 0) + 1
-        return dict(sorted(hosts.items()))
-
-    def delete_runs(self, dag_id: str, keep_running: bool = False) -> int:
-        """Deletes the runs of ``dag_id`` (a replay of the demo reuses its run ids); an unfinished
-        run is marked failed first, or kept with ``keep_running``."""
-        deleted, offset = 0, 0
-        while runs := self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100&offset={offset}")["dag_runs"]:
-            for run in runs:
-                path = f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}"
-                if run["state"] not in ("success", "failed"):
-                    if keep_running:
-                        offset += 1
-                        continue
-                    self._request("PATCH", path, {"state": "failed"})
-                self._request("DELETE", path)
-                deleted += 1
-        return deleted
-
-    def xcom(self, dag_id: str, run_id: str, task_id: str):
-        try:
-            entry = self._request(
-                "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value?deserialize=true"
-            )
-        except RuntimeError:
-            return None
-        value = entry.get("value")
-        return json.loads(value) if isinstance(value, str) and value[:1] in "{[" else value
-
-    def wait(self, dag_id: str, run_id: str, timeout: float = 600) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            run = self.run(dag_id, run_id)
-            if run and run["state"] in ("success", "failed"):
-                return run["state"]
-            time.sleep(2)
-        raise TimeoutError(f"{dag_id} run {run_id} did not finish within {timeout:.0f} s")
-
-
 @dataclass
-class Row:
-    interval: str
-    rows: int | None = None
-    gate: str = ""
-    drift_share: float | None = None
-    live: float | None = None
-    champion: int | None = None
-    note: str = ""
-    shadow: str = ""
+class Demo(Driver):
+    """The demo's play on top of the bootstrap's driver (same run ids, verdicts and table)."""
 
-
-@dataclass
-class Demo:
-    svc: Services
-    settings: object
-    airflow: Airflow = None
-    table: list[Row] = field(default_factory=list)
-    started: float = field(default_factory=time.monotonic)
-
-    def say(self, text: str) -> None:
-        print(f"[{time.monotonic() - self.started:6.1f}s] {text}", flush=True)
+    svc: Services | None = None
+    prefix: str = "demo"
 
     # -- setup -----------------------------------------------------------------------------
     def write_stream(self) -> None:
@@ -255,87 +72,27 @@ class Demo:
         files = write_daily_batches(good, self.settings.data.landing) + write_daily_batches(bad, self.settings.data.landing)
         self.say(f"simulated {len(frame)} applications in {len(files)} daily files -> {self.settings.data.landing}")
 
-    def wait_for_dags(self, timeout: float = 180) -> None:
-        wanted = {"ingest", "monitor", "drift_watch", "retrain", "rollback"}
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            paused = self.airflow.dag_ids()
-            if wanted <= paused.keys():
-                # new DAGs start unpaused here (services.py); unpause only what a user paused
-                for dag_id in sorted(d for d in wanted if paused[d]):
-                    self.airflow.unpause(dag_id)
-                return
-            time.sleep(2)
-        raise TimeoutError(f"the DAGs {sorted(wanted)} were not parsed within {timeout:.0f} s; see {self.svc.airflow_home}/standalone.log")
-
     # -- steps -------------------------------------------------------------------------------
-    def ingest(self, start: datetime, end: datetime) -> tuple[str, dict | None]:
-        run_id = f"demo__ingest__{key(start, end)}"
-        self.airflow.trigger("ingest", run_id, {"start": iso(start), "end": iso(end)})
-        state = self.airflow.wait("ingest", run_id)
-        return state, self.airflow.xcom("ingest", run_id, "gate")
-
-    def wait_for_verdict(self, start: datetime, end: datetime, timeout: float = 300) -> dict:
-        from include.storage import Storage, Window
-
-        storage = Storage.from_settings(self.settings)
-        path = storage.verdict_path(Window(start, end))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if storage.exists(path):
-                return storage.read_json(path)
-            failed = [r for r in self.airflow.runs("monitor") if r["state"] == "failed"]
-            if failed:
-                raise RuntimeError(f"monitor run {failed[0]['dag_run_id']} failed; see the Airflow UI")
-            time.sleep(2)
-        raise TimeoutError(f"no verdict for {key(start, end)} within {timeout:.0f} s")
-
-    def retrain_summary(self, run_id: str) -> str:
-        trained = self.airflow.xcom("retrain", run_id, "train") or {}
-        promoted = self.airflow.xcom("retrain", run_id, "promote") or {}
-        verb = "promoted to @champion" if promoted.get("promoted") else "kept as @challenger"
-        return f"v{trained.get('version')} {verb}: {promoted.get('reason', '?')} ({trained.get('mlflow_url')})"
-
     def play(self) -> None:
         hist_start, hist_end = week(1)[0], week(HISTORY_WEEKS)[1]
         state, gated = self.ingest(hist_start, hist_end)
         if state != "success":
             raise RuntimeError("ingest of the history failed; see the Airflow UI")
         self.say(f"ingest {hist_start:%Y-%m-%d}..{hist_end:%Y-%m-%d}: {gated['rows']} rows passed the gate")
-        conf = {"end": iso(hist_end), "reason": "initial", "window": f"{7 * HISTORY_WEEKS}D"}
-        run_id = self.airflow.trigger("retrain", f"demo__initial__{hist_end:%Y%m%d}", conf)
-        if self.airflow.wait("retrain", run_id) != "success":
+        run_id, state = self.retrain(hist_end, f"{7 * HISTORY_WEEKS}D", "initial")
+        if state != "success":
             raise RuntimeError("the initial retrain failed; see the Airflow UI")
         summary = self.retrain_summary(run_id)
         self.say(f"retrain (initial): {summary}")
-        self.table.append(
-            Row(
-                f"{hist_start:%Y-%m-%d}..{hist_end:%Y-%m-%d}",
-                gated["rows"],
-                "passed",
-                None,
-                None,
-                1,
-                f"history; retrain initial: {summary.split(':')[0]}",
-            )
-        )
+        history = f"{hist_start:%Y-%m-%d}..{hist_end:%Y-%m-%d}"
+        self.table.append(Row(history, gated["rows"], "passed", None, None, 1, f"history; retrain initial: {summary.split(':')[0]}"))
 
         drift_run = None
         for n in range(HISTORY_WEEKS + 1, HISTORY_WEEKS + MONITORED_WEEKS + 1):
             s, e = week(n)
             state, gated = self.ingest(s, e)
             verdict = self.wait_for_verdict(s, e)
-            row = Row(
-                f"{s:%Y-%m-%d}..{e:%Y-%m-%d}",
-                verdict["rows"],
-                "passed",
-                verdict["drift_share"],
-                verdict["live_metric"],
-                verdict["model_version"],
-            )
-            row.note = "DRIFT: " + ", ".join(verdict["drifted"]) if verdict["drift"] else ""
-            if verdict.get("shadow_version") is not None and verdict.get("shadow_metric") is not None:
-                row.shadow = f"v{verdict['shadow_version']} {verdict['shadow_metric']:.3f}"
+            row = self.verdict_row(verdict)
             self.say(
                 f"week {n}: drift share {verdict['drift_share']:.2f}, live {self.settings.model.metric} {verdict['live_metric']:.3f}, champion v{verdict['model_version']}"
             )
@@ -374,28 +131,6 @@ class Demo:
         raise TimeoutError(f"drift_watch did not start retrain {run_id} within {timeout:.0f} s")
 
     # -- report ----------------------------------------------------------------------------
-    def print_table(self) -> None:
-        metric = self.settings.model.metric
-        head = ["interval", "rows", "gate", "drift share", f"live {metric}", "champion", "shadow", "notes"]
-        cells = [
-            [
-                r.interval,
-                "" if r.rows is None else str(r.rows),
-                r.gate,
-                "" if r.drift_share is None else f"{r.drift_share:.2f}",
-                "" if r.live is None else f"{r.live:.3f}",
-                "" if r.champion is None else f"v{r.champion}",
-                r.shadow,
-                r.note,
-            ]
-            for r in self.table
-        ]
-        widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head)]
-        line = "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))
-        print("\n" + line.rstrip() + "\n" + "-" * len(line.rstrip()))
-        for c in cells:
-            print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip())
-
     def print_where(self) -> None:
         store = self.settings.storage
         print(
@@ -481,7 +216,7 @@ def main_on_cluster(demo_args) -> Demo:
     os.environ.update(cluster.client_env())  # the object store and MLflow, as the workers reach them
     creds = cluster_script.read_env(creds_file)
     settings = load_settings(cluster.config_file)
-    demo = Demo(OnCluster(cluster, creds), settings)
+    demo = Demo(settings, None, svc=OnCluster(cluster, creds))
     demo.airflow = Airflow(creds["AIRFLOW_URL"], creds["AIRFLOW_USER"], creds["AIRFLOW_PASSWORD"])
     demo.wait_for_dags()
     reset_on_cluster(demo)
@@ -509,7 +244,7 @@ def main(argv: list[str] | None = None) -> Demo:
 
     settings = load_settings(args.config)
     svc = Services(args.home.resolve(), args.airflow_port, args.mlflow_port, args.config.resolve())
-    demo = Demo(svc, settings)
+    demo = Demo(settings, None, svc=svc)
     stop(svc.home)
     # a fresh start each time: the demo replays the same history. Its storage is wiped only if
     # the demo made it (marker file), never a folder of someone's own data.
@@ -532,7 +267,7 @@ def main(argv: list[str] | None = None) -> Demo:
     try:
         demo.airflow = Airflow(svc.airflow_url, "admin", svc.password())
         demo.write_stream()
-        demo.wait_for_dags()
+        demo.wait_for_dags(where=f"{svc.airflow_home}/standalone.log")
         demo.say("DAGs parsed and unpaused; playing the stream")
         demo.play()
         demo.print_table()

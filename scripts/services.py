@@ -294,7 +294,7 @@ def stop(home: Path) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["start", "stop"])
+    parser.add_argument("action", choices=["start", "stop", "up"])
     parser.add_argument("--home", type=Path, default=ROOT / ".services")
     parser.add_argument("--airflow-port", type=int, default=8080)
     parser.add_argument("--mlflow-port", type=int, default=5500)
@@ -304,9 +304,37 @@ def main() -> None:
         stopped = stop(args.home)
         print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
         return
-    svc = Services(args.home, args.airflow_port, args.mlflow_port, args.config)
+    svc = Services(args.home.resolve(), args.airflow_port, args.mlflow_port, args.config.resolve())
+    if args.action == "up":
+        up(svc)
+        return
     start(svc)
     print(f"Airflow {svc.airflow_url} (admin / {svc.password()}), MLflow {svc.mlflow_url}")
+
+
+def up(svc: Services) -> None:
+    """``make up CONFIG=FILE``: the local services on a team's own config, its DAGs unpaused (their
+    schedules on), no simulator; prints where everything is and what to run next."""
+    sys.path.insert(0, str(ROOT))
+    from include.config import load_settings
+
+    settings = load_settings(svc.config)  # a config error stops here, before anything starts
+    stopped = stop(svc.home)
+    if stopped:
+        print(f"stopped the running {' and '.join(stopped)} first")
+    start(svc)
+    print(
+        f"""driftloop is up on {svc.config}
+  Airflow   {svc.airflow_url}   user admin, password {svc.password()}  (kept in {svc.password_file})
+  MLflow    {svc.mlflow_url}   experiments '{settings.name}', '{settings.name}-monitoring'; model '{settings.name}'
+  landing   {settings.data.landing}   storage {settings.storage}
+  schedules ingest {settings.schedule.ingest or "only when triggered"}, retrain {settings.schedule.retrain or "only when triggered"}
+
+Next: start the loop on the files already landed (the first champion learns from the data before --until):
+  export MLFLOW_TRACKING_URI={svc.mlflow_url}
+  .venv/bin/driftloop bootstrap --config {svc.config} --until YYYY-MM-DD
+`make stop` stops the services."""
+    )
 
 
 if __name__ == "__main__":

@@ -101,17 +101,16 @@ def chromium_path() -> str:
     """Debian's Chromium (Playwright's own browser download cannot run on these machines): installed
     with apt-get when missing and running as root (CI), else the test stops saying what to install."""
     import shutil
-    import subprocess
 
-    found = shutil.which("chromium")
-    if found is None and os.geteuid() == 0:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env)
-        found = shutil.which("chromium")
-    if found is None:
-        pytest.fail("the browser tests need Chromium: run `sudo apt-get install -y chromium`")
-    return found
+    if shutil.which("chromium") is None:
+        sys.path.insert(0, str(ROOT / "scripts"))
+        from cluster import apt_install
+
+        try:
+            apt_install(["chromium"], "the browser tests' Chromium")
+        except SystemExit as err:
+            pytest.fail(str(err))
+    return shutil.which("chromium")
 
 
 @pytest.fixture(scope="session")

@@ -68,10 +68,24 @@ def cluster_env(cluster):
 @pytest.fixture(scope="session")
 def airflow(cluster):
     """The demo's REST client, logged in as the cluster's admin (FAB)."""
-    import demo
+    from include.airflow_api import Airflow
 
-    client = demo.Airflow(cluster.creds["AIRFLOW_URL"], cluster.creds["AIRFLOW_USER"], cluster.creds["AIRFLOW_PASSWORD"])
+    client = Airflow(cluster.creds["AIRFLOW_URL"], cluster.creds["AIRFLOW_USER"], cluster.creds["AIRFLOW_PASSWORD"])
     return client
+
+
+@pytest.fixture(scope="session")
+def store(cluster):
+    """The cluster's object store, as the tests read it (its own keys; no listings cache)."""
+    import s3fs
+
+    env = cluster.s3_env()
+    return s3fs.S3FileSystem(
+        key=env["AWS_ACCESS_KEY_ID"],
+        secret=env["AWS_SECRET_ACCESS_KEY"],
+        client_kwargs={"endpoint_url": env["AWS_ENDPOINT_URL"]},
+        use_listings_cache=False,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -121,14 +121,13 @@ def test_a_backfill_and_a_manual_run_over_the_same_days_curate_every_row_exactly
 
 
 def test_a_retrain_with_mlflow_killed_during_train_registers_one_champion_with_its_artifacts_in_the_store(
-    cluster, airflow, settings, landed
+    cluster, airflow, settings, landed, store
 ):
     """After the backfill: a retrain on the cluster, with the MLflow server killed (its whole
     process tree) for 15 s in the middle of `train`. The run completes with exactly one training
     run and one model version; it logged to MLflow as the workers' user, keeps the model in the
     object store and links to the MLflow public URL; the model loads back from here (MLflow hands
     out presigned URLs of the store)."""
-    import s3fs
     from mlflow import MlflowClient
 
     from include import registry
@@ -153,30 +152,21 @@ def test_a_retrain_with_mlflow_killed_during_train_registers_one_champion_with_i
     run = client.get_run(client.get_model_version(NAME, "1").run_id)
     assert run.info.user_id == cluster.client_env()["MLFLOW_TRACKING_USERNAME"]
     assert run.data.tags["driftloop.airflow_run_id"] == run_id
-    env = cluster.s3_env()
-    store = s3fs.S3FileSystem(
-        key=env["AWS_ACCESS_KEY_ID"], secret=env["AWS_SECRET_ACCESS_KEY"], client_kwargs={"endpoint_url": env["AWS_ENDPOINT_URL"]}
-    )
     assert store.find("driftloop/mlflow"), "no MLflow artifact in the object store"
     model = registry.load_model(f"models:/{NAME}@champion")
     frame = landed.head(20)
     assert len(model.predict_proba(frame[settings.data.features])) == 20
 
 
-def test_task_logs_are_on_the_object_store_and_the_ui_reads_them_from_there(cluster, airflow):
+def test_task_logs_are_on_the_object_store_and_the_ui_reads_them_from_there(cluster, airflow, store):
     """After the backfill: every finished task's log was written to the object store, and the API
     (what the UI's log view calls) serves it from there, even with the workers' log folder gone."""
     import json
     import shutil
     from urllib.parse import quote
 
-    import s3fs
     from cluster import BUCKET
 
-    env = cluster.s3_env()
-    store = s3fs.S3FileSystem(
-        key=env["AWS_ACCESS_KEY_ID"], secret=env["AWS_SECRET_ACCESS_KEY"], client_kwargs={"endpoint_url": env["AWS_ENDPOINT_URL"]}
-    )
     tis = [ti for ti in airflow.task_instances() if (ti["dag_id"], ti["task_id"], ti["state"]) == ("ingest", "publish", "success")]
     assert tis
     for ti in tis:

@@ -48,9 +48,12 @@ def edges(dag):
                 ("window", "score"),
                 ("score", "drift"),
                 ("drift", "guard"),
+                ("drift", "report"),
                 ("score", "intervals_failed"),
                 ("drift", "intervals_failed"),
+                ("report", "intervals_failed"),
                 ("guard", "catch_up"),
+                ("report", "catch_up"),
                 ("intervals_failed", "catch_up"),
             },
         ),
@@ -220,7 +223,7 @@ def test_mlflow_link_on_the_tasks_that_write_to_mlflow(bag):
 
     expected = {
         "retrain": {"train", "evaluate", "promote"},
-        "monitor": {"drift", "guard"},
+        "monitor": {"drift", "report", "guard"},
         "rollback": {"move_champion"},
         "ingest": set(),
         "drift_watch": set(),

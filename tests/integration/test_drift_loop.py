@@ -65,6 +65,11 @@ def test_stable_week_then_drifted_weeks(verdicts, project, mlflow_client):
         assert verdicts[k]["handled"] is None
     # the model trained before the shock ranks the new applicants worse than the old ones
     assert verdicts[5]["live_metric"] < verdicts[3]["live_metric"]
+    # the shock moves the champion's scores and the repayment rate too
+    for k in (4, 5):
+        prediction, target = verdicts[k]["prediction_drift"], verdicts[k]["target_drift"]
+        assert prediction["drifted"] is True and prediction["method"] == "ks" and prediction["score"] < 1e-6, prediction
+        assert target["drifted"] is True, target
     exp = mlflow_client.get_experiment_by_name(f"{project.name}-monitoring")
     flags = {r.data.tags["driftloop.start"]: r.data.tags["driftloop.drift"] for r in mlflow_client.search_runs([exp.experiment_id])}
     assert flags == {

@@ -58,7 +58,7 @@ def interval_tasks(dr) -> dict:
 def test_monitor_runs_every_task(monitored):
     for dr in monitored[:2]:
         assert dr.state == "success"
-        assert interval_tasks(dr) == {"window": "success", "score": "success", "drift": "success", "guard": "success"}
+        assert interval_tasks(dr) == {"window": "success", "score": "success", "drift": "success", "report": "success", "guard": "success"}
 
 
 def test_drift_task_links_to_its_monitoring_run(project, monitored, mlflow_client, mlflow_server):
@@ -96,6 +96,13 @@ def test_verdict_is_stored(project, monitored):
     assert verdict["live_metric"] is not None and 0.5 < verdict["live_metric"] <= 1
     assert verdict["reference_window"] == {"start": "2026-01-05T00:00:00+00:00", "end": "2026-02-02T00:00:00+00:00"}
     assert verdict["handled"] is None
+    # the champion's scores and the interval's labels, against its out-of-time scores and targets
+    prediction, target = verdict["prediction_drift"], verdict["target_drift"]
+    # against the last fold's out-of-time scores (fewer than 1,000: Evidently's choice, K-S, whose
+    # p-value decides; a stable week is not drifted by design only on average, so the rule is checked)
+    assert (prediction["status"], prediction["method"], prediction["threshold"]) == ("ok", "ks", 0.05), prediction
+    assert 0 < prediction["score"] <= 1 and prediction["drifted"] is (prediction["score"] <= 0.05)
+    assert (target["status"], target["method"], target["drifted"]) == ("ok", "jensenshannon", False), target
     assert (project.folder / "store" / "reports" / _window(week(4)).key / "drift.html").exists()
     assert len(project.storage.verdicts()) == 1
 
@@ -115,6 +122,10 @@ def test_one_monitoring_run_per_interval(project, monitored, mlflow_client):
     verdict = project.storage.read_json(project.storage.verdict_path(_window(week(4))))
     assert verdict["mlflow_run_id"] == run.info.run_id
     assert run.data.metrics["roc_auc"] == pytest.approx(verdict["live_metric"])
+    flags = {True: "true", False: "false"}
+    assert run.data.tags["driftloop.prediction_drift"] == flags[verdict["prediction_drift"]["drifted"]]
+    assert run.data.tags["driftloop.target_drift"] == "false"
+    assert run.data.metrics["prediction_drift_score"] == pytest.approx(verdict["prediction_drift"]["score"])
     assert "evidently/drift.html" in {a.path for a in mlflow_client.list_artifacts(run.info.run_id, "evidently")}
     html = mlflow_client.download_artifacts(run.info.run_id, "evidently/drift.html")
     text = open(html, encoding="utf-8").read()
@@ -127,7 +138,7 @@ def test_without_a_champion_the_run_skips_scoring(project_factory, stream_5w, ml
     assert fresh.ingest(*week(0)).state == "success"
     dr = fresh.monitor(*week(0))
     assert dr.state == "success"
-    assert interval_tasks(dr) == {"window": "success", "score": "skipped", "drift": "skipped", "guard": "skipped"}
+    assert interval_tasks(dr) == {"window": "success", "score": "skipped", "drift": "skipped", "report": "skipped", "guard": "skipped"}
     assert fresh.storage.verdicts() == []
     assert not fresh.storage.exists(fresh.storage.predictions_path(_window(week(0))))
     assert mlflow_client.get_experiment_by_name(f"{fresh.name}-monitoring") is None
@@ -166,6 +177,7 @@ def test_one_failed_interval_does_not_stop_guard_for_the_others(project, monkeyp
         ("score", 0): "success",
         ("score", 1): "failed",
         ("drift", 0): "success",  # expanded over the intervals that were scored
+        ("report", 0): "success",
         ("guard", -1): "success",
         ("intervals_failed", -1): "failed",
         ("catch_up", -1): "skipped",  # a teardown: the failed leaf still fails the run

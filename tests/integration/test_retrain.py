@@ -142,6 +142,40 @@ def test_fold_chart_and_gate_profile_artifacts(initial, training_run, mlflow_cli
     assert set(profile["columns"]) == set(project.settings.data.features)
 
 
+def test_the_run_keeps_out_of_time_scores_and_targets_for_monitoring(initial, training_run, project, mlflow_client, stream_4w):
+    """Prediction drift compares an interval's scores with these: the last fold's rows, scored by the
+    last fold's model (trained only on earlier rows)."""
+    from include import registry
+
+    folds = mlflow_client.get_run(training_run.info.run_id)
+    import mlflow
+
+    summary = mlflow.artifacts.load_dict(f"runs:/{training_run.info.run_id}/cv/folds.json")
+    reference = registry.monitoring_reference(registry.get_version(project.name, 1))
+    assert list(reference.columns) == ["prediction", "target"] and len(reference) == len(stream_4w) == int(folds.data.params["rows"])
+    assert reference["prediction"].notna().sum() == summary[-1]["valid_rows"]  # the last fold's out-of-time rows
+    assert reference["prediction"].dropna().between(0, 1).all() and reference["prediction"].dropna().nunique() > 100
+    assert sorted(reference["target"].unique()) == [0, 1]
+
+
+def test_driftloop_check_uses_the_champions_learned_tolerances(initial, project, mlflow_server, monkeypatch, tmp_path, capsys):
+    from include import cli
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    batch = rows_in(stable_weeks(5), *week(4)).copy()
+    batch.to_parquet(tmp_path / "week4.parquet", index=False)
+    assert cli.main(["check", "--config", str(project.config), "--input", str(tmp_path / "week4.parquet"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "learned tolerances from the champion's training window: {'start': '2026-01-05T00:00:00+00:00'" in out
+    assert "| car_value | expect_column_values_to_be_between | profile | ok |" in out
+    batch["car_value"] = batch["car_value"] * 100  # far outside what v1 was trained on
+    batch.to_parquet(tmp_path / "week4.parquet", index=False)
+    assert cli.main(["check", "--config", str(project.config), "--input", str(tmp_path / "week4.parquet"), "--quiet"]) == 1
+    assert "| car_value | expect_column_values_to_be_between | profile | FAILED |" in capsys.readouterr().out
+    # without MLflow, the config's rules only
+    assert cli.main(["check", "--config", str(project.config), "--input", str(tmp_path / "week4.parquet"), "--no-champion", "--quiet"]) == 0
+
+
 def test_train_challenger_is_idempotent_per_airflow_run(initial, training_run, project, mlflow_client):
     """A retried train task (same Airflow run id) reuses its version instead of registering another."""
     from include.retraining import train_challenger

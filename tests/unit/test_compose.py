@@ -56,6 +56,11 @@ OPTIONAL_ENV = {
     # task's first MLflow request, never read from the deployment
     "MLFLOW_HTTP_REQUEST_TIMEOUT",
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+    # include/cli.py (driftloop bootstrap): the command is a client of Airflow's REST API, run by a
+    # user, never inside a task
+    "AIRFLOW_URL",
+    "AIRFLOW_USER",
+    "AIRFLOW_PASSWORD",
 }
 # read only inside tasks (plugins/driftloop_airflow.py settings()): the workers need them, the
 # dag-processor (DAG parsing and the failure callbacks of lost tasks) does not

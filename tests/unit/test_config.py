@@ -79,6 +79,18 @@ def test_urls_are_kept_as_written(tmp_path):
         (lambda r: r["training"].update(folds=1), r"training\.folds"),
         (lambda r: r["monitoring"].update(rollback="sometimes"), r"monitoring\.rollback"),
         (lambda r: r.update(alerts={"on": ["promotion", "email"]}), r"alerts\.on\.1"),
+        (
+            lambda r: r["monitoring"].update(columns={"car_value": {"method": "wasserstien"}}),
+            r"monitoring\.columns\.car_value\.method: .*unknown drift method 'wasserstien'; Evidently's methods are anderson, ",
+        ),
+        (
+            lambda r: r["monitoring"].update(columns={"salary_range": {"method": "wasserstein"}}),
+            r"monitoring\.columns\.salary_range: 'wasserstein' does not take categorical columns; methods that do: chisquare, ",
+        ),
+        (lambda r: r["monitoring"].update(columns={"car_valeu": {"threshold": 0.2}}), r"'car_valeu' is not a feature"),
+        (lambda r: r["monitoring"].update(columns={"car_value": {"threshold": 0}}), r"threshold: Input should be greater than 0"),
+        (lambda r: r["monitoring"].update(target={"method": "ks"}), r"monitoring\.target: 'ks' does not take categorical columns"),
+        (lambda r: r["monitoring"].update(prediction={"method": "TVD"}), r"monitoring\.prediction: 'TVD' does not take numerical columns"),
     ],
 )
 def test_wrong_or_incomplete_config_names_the_key(tmp_path, edit, message):
@@ -108,6 +120,16 @@ def test_parse_duration(text, expected):
 def test_parse_duration_rejects(text):
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def test_drift_methods_per_column_are_read(tmp_path):
+    raw = __import__("yaml").safe_load(MINIMAL)
+    raw["monitoring"]["columns"] = {"car_value": {"method": "psi", "threshold": 0.2}, "salary_range": {"threshold": 0.3}}
+    raw["monitoring"]["prediction"] = {"method": "ks"}
+    s = settings_from_dict(raw, tmp_path)
+    assert (s.monitoring.columns["car_value"].method, s.monitoring.columns["car_value"].threshold) == ("psi", 0.2)
+    assert (s.monitoring.columns["salary_range"].method, s.monitoring.columns["salary_range"].threshold) == (None, 0.3)
+    assert s.monitoring.prediction.method == "ks" and s.monitoring.target.method is None
 
 
 def test_dag_settings_load_without_heavy_imports(tmp_path):

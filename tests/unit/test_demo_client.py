@@ -5,17 +5,13 @@ scripts/services.py). What is safe to repeat is repeated; a trigger never starts
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-
-from demo import Airflow, Unsettled  # noqa: E402 (scripts/ is not a package)
+from include.airflow_api import Airflow, Unsettled
 
 DB_ERROR = {"detail": "Database error"}
 

@@ -101,12 +101,18 @@ def test_mark_handled_is_idempotent(settings):
     assert monitoring.find_pending_drift(settings) is None
 
 
+def compare(reference, current, data, drift_share):
+    """The verdict's columns on all rows, and the report monitor writes."""
+    columns = drift.column_drift(reference, current, data)
+    return columns, drift.drift_report(reference, current, data, columns, drift_share, rows=5000)
+
+
 def test_evidently_sees_the_simulated_drift(stream, settings):
     before = stream[stream.timestamp < "2026-01-26"]
     same = stream[(stream.timestamp >= "2026-01-26") & (stream.timestamp < "2026-02-02")]
     after = stream[stream.timestamp >= "2026-02-02"]
-    stable, html = drift.evidently_drift(before, same, settings.data, 0.5)
-    drifted, _ = drift.evidently_drift(before, after, settings.data, 0.5)
+    stable, html = compare(before, same, settings.data, 0.5)
+    drifted, _ = compare(before, after, settings.data, 0.5)
     assert set(stable) == set(settings.data.features)
     assert drift.drift_decision(stable, 0.5)["drift"] is False
     decision = drift.drift_decision(drifted, 0.5)
@@ -138,6 +144,24 @@ def test_charts_are_png():
     folds = [{"fold": i, "valid_start": "2026-01-01", "valid_end": "2026-01-02", "score": 0.7 + i / 100} for i in range(3)]
     assert charts.fold_chart(folds, "roc_auc", "t")[:4] == b"\x89PNG"
     assert charts.drift_chart([], 0.5, "m") is None
+
+
+def test_the_drift_chart_draws_prediction_and_target_drift_in_its_strip():
+    import io
+
+    from PIL import Image
+
+    def red_in_strip(png: bytes) -> int:
+        image = Image.open(io.BytesIO(png)).convert("RGB")
+        width, height = image.size
+        strip = image.crop((0, int(height * 0.72), width, height))  # the lower panel
+        return sum(1 for r, g, b in strip.getdata() if r > 200 and g < 80 and b < 80)
+
+    vs = [verdict(WEEKS[i], WEEKS[i + 1], False) for i in range(4)]
+    calm = charts.drift_chart(vs, 0.5, "roc_auc")
+    vs[2] = {**vs[2], "prediction_drift": {"drifted": True}, "target_drift": {"drifted": True}}
+    moved = charts.drift_chart(vs, 0.5, "roc_auc")
+    assert red_in_strip(calm) == 0 < red_in_strip(moved)
 
 
 def test_frames_not_changed_by_with_labels(settings, stream, tmp_path):
@@ -211,7 +235,7 @@ def test_the_reference_can_be_the_last_part_of_the_champions_window(settings, st
         assert reference.timestamp.min() >= pd.Timestamp(start, tz="UTC") and reference.timestamp.max() < pd.Timestamp(
             "2026-02-16", tz="UTC"
         )
-        columns, _ = drift.evidently_drift(reference, current, settings.data, 0.5)
+        columns, _ = compare(reference, current, settings.data, 0.5)
         assert drift.drift_decision(columns, 0.5)["drift"] is drifted, length
 
 
@@ -258,7 +282,7 @@ def test_an_all_null_current_column_is_reported_as_drifted_not_a_crash():
     reference, current = small_frames()
     current["a"] = np.nan
     current["c"] = None
-    columns, html = drift.evidently_drift(reference, current, DATA, 0.5)
+    columns, html = compare(reference, current, DATA, 0.5)
     for col in ("a", "c"):
         assert columns[col]["status"] == "all_null" and columns[col]["drifted"] is True and columns[col]["score"] is None
         assert f"0 of {len(current)} current rows" in columns[col]["note"]
@@ -284,7 +308,7 @@ def test_an_all_null_current_column_is_reported_as_drifted_not_a_crash():
 def test_columns_evidently_cannot_compare_have_a_status_and_a_defined_drift(edit, column, status, drifted):
     reference, current = small_frames()
     edit(reference, current)
-    columns, _ = drift.evidently_drift(reference, current, DATA, 0.5)
+    columns, _ = compare(reference, current, DATA, 0.5)
     assert set(columns) == set(DATA.features)
     assert columns[column]["status"] == status and columns[column]["drifted"] is drifted
     others = {c: r for c, r in columns.items() if c != column}
@@ -298,12 +322,12 @@ def test_columns_evidently_cannot_compare_have_a_status_and_a_defined_drift(edit
 def test_no_comparable_column_gives_a_verdict_and_a_page_without_evidently():
     reference, current = small_frames()
     current[DATA.features] = np.nan
-    columns, html = drift.evidently_drift(reference, current, DATA, 0.5)
+    columns, html = compare(reference, current, DATA, 0.5)
     assert {r["status"] for r in columns.values()} == {"all_null"}
     assert drift.drift_decision(columns, 0.5)["drift"] is True
     assert "No feature column could be compared" in html and "all_null" in html
     reference = reference.drop(columns=DATA.features)
-    columns, _ = drift.evidently_drift(reference, current, DATA, 0.5)
+    columns, _ = compare(reference, current, DATA, 0.5)
     decision = drift.drift_decision(columns, 0.5)
     assert decision["drift"] is False and decision["drift_share"] == 0.0 and len(decision["column_issues"]) == 4
 
@@ -334,10 +358,8 @@ def test_nullable_dtypes_go_through_the_drift_check():
     value, and TypeError on booleans."""
     reference, current = small_frames()
     reference["b"], current["b"] = reference.b.round(), current.b.round() + 3
-    plain, _ = drift.evidently_drift(reference, current, DATA, 0.5)
-    columns, _ = drift.evidently_drift(
-        nullable(reference, ["a", "b"], DATA.categorical), nullable(current, ["a", "b"], DATA.categorical), DATA, 0.5
-    )
+    plain, _ = compare(reference, current, DATA, 0.5)
+    columns, _ = compare(nullable(reference, ["a", "b"], DATA.categorical), nullable(current, ["a", "b"], DATA.categorical), DATA, 0.5)
     assert {c: (r["status"], r["drifted"]) for c, r in columns.items()} == {c: (r["status"], r["drifted"]) for c, r in plain.items()}
     assert columns["b"]["drifted"] is True and columns["b"]["score"] == pytest.approx(plain["b"]["score"])
     flags = SimpleNamespace(numeric=["a", "f"], categorical=["c"], features=["a", "f", "c"])
@@ -345,7 +367,7 @@ def test_nullable_dtypes_go_through_the_drift_check():
     reference["f"] = pd.array(rng.random(len(reference)) < 0.5, dtype="boolean")
     current["f"] = pd.array(rng.random(len(current)) < 0.5, dtype="boolean")
     current.loc[:3, "f"] = pd.NA
-    columns, _ = drift.evidently_drift(reference, current, flags, 0.5)
+    columns, _ = compare(reference, current, flags, 0.5)
     assert columns["f"]["status"] == "ok" and columns["f"]["drifted"] is False
 
 

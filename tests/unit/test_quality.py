@@ -138,3 +138,27 @@ def test_nullable_numbers_pass_the_type_check(settings, week2):
     nullable = week2.astype({"age": "Int64", "car_value": "Float64"})
     nullable.loc[nullable.index[:3], "age"] = pd.NA
     assert quality.validate(nullable, settings.data, WEEK2, None, settings.quality, "ingest")["failed"] == 0
+
+
+def test_categories_written_as_flags_or_integer_codes_pass_as_the_config_names_them(settings, week2):
+    """A real export writes categories as True/False, as integer codes, or as float codes where a
+    value is missing; the config calls them categorical, so they are categories. Before: the type
+    rule failed them (``expect_column_values_to_be_in_type_list ... observed bool``)."""
+    codes = {"east": 1, "north": 2, "south": 3, "west": 4}
+    frame = week2.assign(
+        salary_range=week2.salary_range.isin(["<30k", "30k-60k"]),  # bool
+        region=week2.region.map(codes),  # int64
+        employment=week2.employment.map({"employed": 1.0, "self_employed": 2.0, "contract": np.nan, "retired": 4.0}),
+    )
+    assert frame.dtypes[["salary_range", "region", "employment"]].astype(str).tolist() == ["bool", "int64", "float64"]
+    assert quality.validate(frame, settings.data, WEEK2, None, settings.quality, "ingest")["failed"] == 0
+    learned = quality.profile(frame, settings.data, WEEK2)
+    assert learned["columns"]["salary_range"]["categories"] == [False, True]
+    assert quality.validate(frame, settings.data, WEEK2, learned, settings.quality, "ingest")["failed"] == 0
+    # as retrain sees them: object columns holding Python bools, ints and floats (plain_features)
+    from include.drift import plain_features
+
+    plain = plain_features(frame, settings.data.numeric, settings.data.categorical)
+    assert quality.validate(plain, settings.data, WEEK2, learned, settings.quality, "retrain")["failed"] == 0
+    unseen = frame.assign(region=frame.region.where(frame.index % 5 != 0, 9))
+    assert "column 'region': expect_column_values_to_be_in_set" in str(fail(settings, unseen, WEEK2, learned))
