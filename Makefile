@@ -15,12 +15,12 @@ install: $(STAMP)
 
 # Reinstalls only when the requirements or the lock change; a no-op otherwise.
 # .venv holds all three sets (runtime, test, deploy): `make cluster` runs every process from it.
+# Then the project itself (--no-deps), for the `driftloop` command; setuptools comes from the lock.
 $(STAMP): requirements.txt requirements-test.txt requirements-deploy.txt requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "pip==26.3"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
 		-r requirements.txt -r requirements-test.txt -r requirements-deploy.txt -c requirements.lock
-	# the project itself, for the `driftloop` command (setuptools comes from the lock: no download)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
@@ -33,13 +33,13 @@ demo: install
 cluster: install
 	$(BIN)/python scripts/cluster.py start
 
-cluster-# the local services on your own config (CONFIG=path/to/your.yaml), schedules on, no simulator
+cluster-stop:
+	@test -x $(BIN)/python && $(BIN)/python scripts/cluster.py stop || echo "nothing to stop (no .venv)"
+
+# the local services on your own config (CONFIG=path/to/your.yaml), schedules on, no simulator
 up: install
 	@test -n "$(CONFIG)" || (echo "usage: make up CONFIG=path/to/your.yaml" && exit 2)
 	$(BIN)/python scripts/services.py up --config $(CONFIG)
-
-stop:
-	@test -x $(BIN)/python && $(BIN)/python scripts/cluster.py stop || echo "nothing to stop (no .venv)"
 
 stop:
 	@test -x $(BIN)/python && $(BIN)/python scripts/services.py stop || echo "nothing to stop (no .venv)"
