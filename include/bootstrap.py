@@ -188,9 +188,8 @@ def bootstrap(driver: Driver, until: datetime, every: timedelta, start: datetime
         span = landing_span(settings)
         if span is None:
             raise ValueError(f"no readable event time in {settings.data.landing}: land the files first")
-        day = timedelta(days=1)
-        start = start or datetime.combine(span[0].date(), datetime.min.time(), span[0].tzinfo)
-        end = end or datetime.combine(span[1].date(), datetime.min.time(), span[1].tzinfo) + day
+        days = Window.whole_days(*span)
+        start, end = start or days.start, end or days.end
         driver.say(f"landing zone {settings.data.landing}: event times from {span[0].isoformat()} to {span[1].isoformat()}")
     if start >= until:
         raise ValueError(f"no history before {until.isoformat()}: the data start at {start.isoformat()}")

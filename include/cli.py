@@ -186,8 +186,6 @@ def _read(path: str, progress: _Progress):
 def _span(frame, settings, where: str, window: list[str] | None = None):
     """The event times parsed as ingest parses them, and the window: as given, or the whole days
     the readable times span."""
-    import pandas as pd
-
     from include.landing import parse_timestamps
     from include.storage import Window
 
@@ -200,8 +198,7 @@ def _span(frame, settings, where: str, window: list[str] | None = None):
             raise UsageError(f"--window {' '.join(window)}: {err}") from None
     if stamps is None or stamps.isna().all():
         raise UsageError(f"{where} has no readable time in column {data.timestamp!r}; give --window START END")
-    start = stamps.min().floor("D")
-    return stamps, Window(start.to_pydatetime(), (stamps.max().floor("D") + pd.Timedelta(days=1)).to_pydatetime())
+    return stamps, Window.whole_days(stamps.min(), stamps.max())
 
 
 def _check(args) -> int:

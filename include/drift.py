@@ -239,11 +239,12 @@ def _run(method: stattests.Method, ref: _Side, cur: _Side, kind: str, threshold:
     from evidently.legacy.calculations.stattests.registry import get_registered_stattest
     from evidently.legacy.core import ColumnType
 
-    column_type = ColumnType.Numerical if kind == "numerical" else ColumnType.Categorical
-    allowed = method.kinds[0] if kind not in method.kinds else kind  # chi-square/Z on few numbers, as Evidently's own choice does
-    test = get_registered_stattest(method.name, ColumnType.Numerical if allowed == "numerical" else ColumnType.Categorical)
+    types = {"numerical": ColumnType.Numerical, "categorical": ColumnType.Categorical}
+    # chi-square and Z are registered for categories; Evidently's own choice runs them on few numbers too
+    registered = kind if kind in method.kinds else method.kinds[0]
+    test = get_registered_stattest(method.name, types[registered])
     with np.errstate(divide="ignore", invalid="ignore"):
-        result = test(ref.series(), cur.series(), column_type, threshold)
+        result = test(ref.series(), cur.series(), types[kind], threshold)
     return float(result.drift_score), bool(result.drifted)
 
 

@@ -258,7 +258,7 @@ def check_drift(settings, window: Window, scored: dict) -> dict:
         handled=previous.get("handled"),
         demoted=previous.get("demoted") if previous.get("model_version") == scored["model_version"] else None,
     )
-    verdict["mlflow_run_id"] = registry.log_monitoring_run(settings, window, verdict, None)
+    verdict["mlflow_run_id"] = registry.log_monitoring_run(settings, window, verdict)
     storage.write_json(verdict, path)
     chart = charts.drift_chart(storage.verdicts(), settings.monitoring.drift_share, settings.model.metric)
     if chart is not None:

@@ -589,7 +589,7 @@ def champion_profile(name: str) -> dict | None:
     return mlflow.artifacts.load_dict(profile_uri(champion))
 
 
-def log_monitoring_run(settings, window, verdict: dict, report_html: str | None) -> str:
+def log_monitoring_run(settings, window, verdict: dict) -> str:
     """One run per monitored interval in ``<name>-monitoring``; a re-run updates the same run."""
     import mlflow
 
@@ -623,14 +623,9 @@ def log_monitoring_run(settings, window, verdict: dict, report_html: str | None)
             if verdict.get("shadow_metric") is not None:
                 mlflow.log_metric(f"shadow_{settings.model.metric}", verdict["shadow_metric"])
         mlflow.log_dict(verdict, "verdict.json")
-        if report_html is not None:
-            mlflow.log_text(report_html, REPORT_ARTIFACT)
         return run.info.run_id
 
 
 def log_report(run_id: str, report_html: str) -> None:
     """Attaches an interval's Evidently report to its monitoring run (replacing an earlier one)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / REPORT_ARTIFACT.rsplit("/", 1)[-1]
-        path.write_text(report_html, encoding="utf-8")
-        client().log_artifact(run_id, str(path), REPORT_ARTIFACT.rsplit("/", 1)[0])
+    client().log_text(run_id, report_html, REPORT_ARTIFACT)

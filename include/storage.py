@@ -79,6 +79,12 @@ class Window:
             raise ValueError(f"window end {self.end.isoformat()} is not after its start {self.start.isoformat()}")
 
     @classmethod
+    def whole_days(cls, first: str | datetime, last: str | datetime) -> Window:
+        """The whole UTC days from ``first``'s to ``last``'s, both included."""
+        start = pd.Timestamp(to_utc(first)).floor("D")
+        return cls(start.to_pydatetime(), (pd.Timestamp(to_utc(last)).floor("D") + pd.Timedelta(days=1)).to_pydatetime())
+
+    @classmethod
     def parse(cls, start: str | datetime, end: str | datetime) -> Window:
         return cls(to_utc(start), to_utc(end))
 

@@ -39,11 +39,15 @@ def up(tmp_path_factory):
         stop(home)
 
 
-def bootstrap(folder, config, home, ports, *extra: str) -> subprocess.CompletedProcess:
-    import json
+def admin_password(home) -> str:
+    """The admin password the local services generated (what `make up` prints)."""
+    from services import Services
 
-    password = json.loads((home / "airflow" / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
-    env = {**os.environ, "AIRFLOW_PASSWORD": password, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports[1]}"}
+    return Services(home, 0, 0, ROOT).password()
+
+
+def bootstrap(folder, config, home, ports, *extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "AIRFLOW_PASSWORD": admin_password(home), "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports[1]}"}
     command = [str(ROOT / ".venv" / "bin" / "driftloop"), "bootstrap", "--config", str(config), "--until", "2026-03-30"]
     return subprocess.run(
         [*command, "--airflow-url", f"http://127.0.0.1:{ports[0]}", *extra], capture_output=True, text=True, env=env, timeout=1200
@@ -86,8 +90,7 @@ def test_a_second_bootstrap_starts_no_run_twice(up):
     folder, config, home, ports, _ = up
     from include.airflow_api import Airflow
 
-    password = __import__("json").loads((home / "airflow" / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
-    client = Airflow(f"http://127.0.0.1:{ports[0]}", "admin", password)
+    client = Airflow(f"http://127.0.0.1:{ports[0]}", "admin", admin_password(home))
 
     def started() -> dict[str, int]:
         return {dag: sum(r["dag_run_id"].startswith("bootstrap__") for r in client.runs_all(dag)) for dag in ("ingest", "retrain")}
