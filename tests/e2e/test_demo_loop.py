@@ -32,12 +32,9 @@ def demo(tmp_path_factory):
 
 
 def test_drift_started_retrain_promoted_a_new_champion(demo):
-    import os
-
-    os.environ["MLFLOW_TRACKING_URI"] = demo.svc.mlflow_url
     from mlflow import MlflowClient
 
-    client = MlflowClient()
+    client = MlflowClient(demo.svc.mlflow_url)
     name = demo.settings.name
     champion = client.get_model_version_by_alias(name, "champion")
     assert champion.version == "2"
