@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
 
 from include import charts, labels, registry
@@ -34,10 +35,12 @@ def champion_or_raise(name: str) -> registry.VersionInfo:
     return champion
 
 
-def live_metric(model, labelled: pd.DataFrame, settings) -> float | None:
+def live_metric(model, labelled: pd.DataFrame, settings, predictions: np.ndarray | None = None) -> float | None:
     """The primary metric on the labelled rows, or None when there are none (or one class only).
 
     Features and labels may use nullable pandas dtypes; they are scored as plain numpy values.
+    ``predictions``: the model's scores for these rows, in their order, when they were just made
+    (the scorer reads them instead of running the model again).
 
     Raises:
         LabelsError: a label is not valid for ``model.task`` (see ``include.labels``).
@@ -49,7 +52,7 @@ def live_metric(model, labelled: pd.DataFrame, settings) -> float | None:
     where = "the interval's labelled rows"
     rows[data.target] = labels.label_values(rows[data.target], settings.model.task, where, data.target, rows[data.id], source=where)
     try:
-        return score(model, rows, data.features, data.target, settings.model.metric)
+        return score(model, rows, data.features, data.target, settings.model.metric, predictions)
     except ValueError as err:
         log.warning("live %s not computed: %s", settings.model.metric, err)
         return None
@@ -168,8 +171,9 @@ def score_interval(settings, window: Window) -> dict:
     path = storage.write_parquet(out, storage.predictions_path(window))
 
     labelled = labelled_rows(frame, settings)
-    live = live_metric(model, labelled, settings)
-    shadow_live = live_metric(shadow, labelled, settings) if shadow is not None else None
+    made = out.loc[labelled.index]  # the labelled rows' scores as just made (labelled keeps frame's index)
+    live = live_metric(model, labelled, settings, made["prediction"].to_numpy())
+    shadow_live = live_metric(shadow, labelled, settings, made["shadow_prediction"].to_numpy()) if shadow is not None else None
     log.info("scored %d rows with %s v%d; live %s = %s", len(out), settings.name, champion.version, settings.model.metric, live)
     if shadow is not None:
         log.info("shadow v%d: live %s = %s", shadow_version, settings.model.metric, shadow_live)

@@ -38,7 +38,8 @@ NUMERIC_TYPES = [
     "bool",
     "boolean",
 ]
-TEXT_TYPES = ["str", "string", "object", "category"]
+# "StringDtype": the dtype GX checks once for a whole column of text (see run_expectations)
+TEXT_TYPES = ["str", "string", "object", "category", "StringDtype"]
 # a column the config names categorical holds labels, whatever they are written as: text, flags
 # (True/False), integer codes, or codes read as floats (a CSV column of codes with a gap). GX names
 # the values' Python types when the column's dtype is object (as after ``plain_features``).
@@ -235,16 +236,34 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _all_text(values: pd.Series) -> bool:
+    """Every value that is not missing is a ``str`` (and there is one at least)."""
+    if isinstance(values.dtype, pd.StringDtype):
+        return True
+    return values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) == "string"
+
+
 def run_expectations(frame: pd.DataFrame, checks: list[Expectation], id_column: str) -> list[dict]:
     """Runs the checks with Great Expectations and returns one result dict per check."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
-    # GX 1.24 does not recognise pandas 3's `str` dtype in type checks (observed "str" fails
-    # type_list=["str"]); as object columns it checks the values' Python types instead.
+    # A categorical column of text goes to GX as pandas' StringDtype() (missing values pd.NA): GX
+    # checks its type list against that dtype once. As an object column, GX would check every
+    # value's Python type in a Python loop (a second per million rows and column). GX 1.24 matches
+    # that exact dtype ("StringDtype" in the list), not pandas 3's default `str` dtype (whose
+    # missing value is NaN: observed "str" fails type_list=["str"]).
+    typed = {c.column for c in checks if c.kind == "ExpectColumnValuesToBeInTypeList" and c.kwargs["type_list"] == CATEGORY_TYPES}
+    frame = frame.astype({c: pd.StringDtype() for c in typed if c in frame.columns and _all_text(frame[c])})
+    # other text, flags and categories as object columns: GX checks the values' Python types
     frame = frame.astype(
-        {c: object for c in frame.columns if isinstance(frame[c].dtype, pd.StringDtype | pd.BooleanDtype | pd.CategoricalDtype)}
+        {
+            c: object
+            for c in frame.columns
+            if isinstance(frame[c].dtype, pd.BooleanDtype | pd.CategoricalDtype)
+            or (isinstance(frame[c].dtype, pd.StringDtype) and frame[c].dtype != pd.StringDtype())
+        }
     )
     # nor pandas' nullable numbers (Int64, Float64): with a missing value their type check fails
     # although it observes "int64"; as NumPy floats (NaN for NA) they are checked as numbers

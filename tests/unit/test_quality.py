@@ -162,3 +162,26 @@ def test_categories_written_as_flags_or_integer_codes_pass_as_the_config_names_t
     assert quality.validate(plain, settings.data, WEEK2, learned, settings.quality, "retrain")["failed"] == 0
     unseen = frame.assign(region=frame.region.where(frame.index % 5 != 0, 9))
     assert "column 'region': expect_column_values_to_be_in_set" in str(fail(settings, unseen, WEEK2, learned))
+
+
+@pytest.mark.parametrize("dtype", [object, "str", pd.StringDtype()])
+def test_text_categories_are_type_checked_by_their_dtype_and_still_judged_value_by_value(settings, week2, learned, dtype):
+    """A text column goes to GX typed (checked once, not value by value), whatever dtype it comes
+    in; its missing values and unknown categories are still found and named."""
+    frame = week2.astype({"region": dtype})
+    frame.loc[frame.index[:2], "region"] = None
+    checks = quality.build_expectations(settings.data, WEEK2, list(frame.columns), learned, settings.quality, False, None)
+    outcomes = {(o["rule"], o["column"]): o for o in quality.run_expectations(frame, checks, settings.data.id)}
+    type_rule = outcomes[("expect_column_values_to_be_in_type_list", "region")]
+    assert type_rule["success"] and type_rule["observed"] == "str"  # GX's name for the dtype's type
+    nulls = [o for (rule, col), o in outcomes.items() if col == "region" and "null" in rule]
+    assert nulls and all(o["unexpected_count"] == 2 for o in nulls)
+    unknown = frame.assign(region=frame.region.where(frame.index % 7 != 0, "atlantis"))
+    assert "column 'region': expect_column_values_to_be_in_set" in str(fail(settings, unknown, WEEK2, learned))
+
+
+def test_a_text_column_with_a_value_of_another_type_is_still_checked_value_by_value(settings, week2):
+    frame = week2.astype({"region": object})
+    frame.loc[frame.index[3], "region"] = ("north",)  # a tuple: no label type
+    message = str(fail(settings, frame, WEEK2, None))
+    assert "column 'region': expect_column_values_to_be_in_type_list" in message and "1 of" in message

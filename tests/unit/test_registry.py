@@ -150,3 +150,44 @@ def test_move_records_from_before_move_plans_are_read_as_plans():
     assert upgraded_move(decision) == decision
     plan = {"action": "promote", "from": 1, "to": 2, "history": [1, 2], "reason": "better", "applied": False}
     assert upgraded_move(plan) == plan
+
+
+def test_the_training_dataset_has_mlflows_schema_and_a_digest_of_every_row():
+    """The dataset input is described from a sample, yet its schema is the one MLflow infers from
+    every row (a gap deep in the window still makes a column optional), and its digest changes
+    when any row does, not only one of the first 10,000."""
+    import warnings
+
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    from include.registry import training_dataset
+
+    rows = 12_000
+    frame = pd.DataFrame(
+        {
+            "timestamp": pd.date_range("2026-03-02", periods=rows, freq="min", tz="UTC"),
+            "id": np.arange(rows),
+            "x": np.linspace(0.0, 1.0, rows),
+            "code": np.arange(rows) % 4,
+            "region": np.array(["north", "south", "east"], dtype=object)[np.arange(rows) % 3],
+            "y": np.arange(rows) % 2,
+        }
+    )
+    frame.loc[9_000, "x"] = np.nan
+    frame.loc[5_000, "region"] = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # MLflow's hint on integer columns
+        ours = training_dataset(frame, "loans-w1", "y")
+        theirs = mlflow.data.from_pandas(frame, name="loans-w1", targets="y")
+        assert ours.schema == theirs.schema
+    required = {spec.name: spec.required for spec in ours.schema.inputs}
+    assert required == {"timestamp": True, "id": True, "x": False, "code": True, "region": False, "y": True}
+    assert ours.profile == {"num_rows": rows, "num_elements": rows * 6} and ours.targets == "y"
+    assert ours.to_dict()["name"] == "loans-w1"
+
+    changed = frame.copy()
+    changed.loc[11_500, "x"] = 0.5
+    assert training_dataset(changed, "loans-w1", "y").digest != ours.digest
+    assert training_dataset(frame.copy(), "loans-w1", "y").digest == ours.digest

@@ -99,3 +99,39 @@ def test_regression_config_end_to_end(stream, settings):
     assert all(s < 0 for s in cv.scores)
     png = charts.fold_chart(cv.summary(), "neg_root_mean_squared_error", "regression")
     assert png[:4] == b"\x89PNG"
+
+
+CLASSIFIER_SCORERS = ["roc_auc", "neg_log_loss", "accuracy", "f1", "average_precision", "neg_brier_score", "balanced_accuracy"]
+
+
+@pytest.mark.parametrize(
+    ("task", "metric"),
+    [*(("classification", m) for m in CLASSIFIER_SCORERS), *(("regression", m) for m in ["r2", "neg_root_mean_squared_error"])],
+)
+def test_a_score_from_predictions_already_made_is_the_models_own(stream, task, metric):
+    """Monitoring and CV score rows they have just predicted: the scorer reads those predictions
+    and gives exactly what it gives when it runs the model itself."""
+    frame = stream[stream.timestamp < "2026-01-19"].reset_index(drop=True)
+    features = ["car_value", "age", "credit_score", "region"]
+    if task == "regression":
+        frame = frame.assign(repaid=frame.car_value * 0.05 + frame.age)
+    model = training.build_pipeline(task, features[:3], features[3:], {"max_iter": 20}).fit(
+        frame[features].head(1500), frame.repaid.head(1500)
+    )
+    rows = frame.iloc[1500:]
+    made = training.predict(model, rows, features, task)
+    assert training.score(model, rows, features, "repaid", metric, made) == training.score(model, rows, features, "repaid", metric)
+    # they are read, not recomputed: other numbers give another score
+    assert training.score(model, rows, features, "repaid", metric, made[::-1].copy()) != training.score(
+        model, rows, features, "repaid", metric
+    )
+    with pytest.raises(ValueError, match="predictions for"):
+        training.score(model, rows, features, "repaid", metric, made[:-1])
+
+
+def test_cross_validation_keeps_the_last_folds_scores_for_monitoring(stream, settings):
+    frame = stream[stream.timestamp < "2026-01-26"].reset_index(drop=True)
+    cv, last = training.cross_validate(frame, settings)
+    rows = cv.folds[-1].valid_index
+    assert np.isnan(np.delete(cv.oot, rows)).all()
+    np.testing.assert_array_equal(cv.oot[rows], training.predict(last, frame.iloc[rows], settings.data.features, "classification"))
