@@ -9,7 +9,7 @@ export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install demo up stop cluster cluster-stop test lint unit integration e2e cluster-test env compose-up compose-down lock bench benchmark bench-drift bench-scale bench-cluster clean
+.PHONY: install demo up stop cluster cluster-stop test lint unit integration e2e cluster-test env compose-up compose-down lock bench benchmark bench-drift bench-scale bench-promotion bench-cluster clean
 
 install: $(STAMP)
 
@@ -97,6 +97,10 @@ bench-drift: install
 bench-scale: install
 	$(BIN)/python scripts/bench_scale.py
 
+# drift verdict to promoted champion under airflow standalone, 100k training rows
+bench-promotion: install
+	$(BIN)/python scripts/bench_promotion.py
+
 # Load: DAYS daily intervals of ingest + monitor as a backfill, on a fresh cluster with two workers,
 # then one, then under airflow standalone (the same-run baseline); one JSON line each.
 DAYS ?= 50
@@ -106,4 +110,4 @@ bench-cluster: install
 	$(BIN)/python scripts/bench_cluster.py --target standalone --days $(DAYS)
 
 clean: stop cluster-stop
-	rm -rf .airflow .mlflow .driftloop .cluster .cluster-test .cluster-bench .bench-standalone .bench-drift .bench-scale
+	rm -rf .airflow .mlflow .driftloop .cluster .cluster-test .cluster-bench .bench-standalone .bench-drift .bench-scale .bench-promotion

@@ -118,6 +118,10 @@ class Airflow:
             found += page
         return found
 
+    def asset_events(self, limit: int = 100) -> list[dict]:
+        """The latest asset events (uri, timestamp, extra, source run), newest first."""
+        return self._request("GET", f"/api/v2/assets/events?limit={limit}&order_by=-timestamp")["asset_events"]
+
     def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict | None:
         """One task instance (its latest try), or None when the run or task does not exist."""
         return self._get_or_none(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
