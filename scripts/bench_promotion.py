@@ -100,7 +100,7 @@ def main() -> None:
             time.sleep(3)
         assert drift_run and drift_run["state"] == "success", f"no successful drift retrain: {drift_run}"
         tis = [t for t in client.task_instances() if t["dag_id"] in ("monitor", "drift_watch", "retrain")]
-        drifted = Window(DRIFT, DRIFT + timedelta(days=7)).as_dict()["start"]
+        drifted = Window.parse(DRIFT, DRIFT + timedelta(days=7)).as_dict()["start"]  # as the verdict writes it (UTC)
         verdict_events = [
             e for e in client.asset_events() if e.get("uri") == "x-driftloop://verdicts" and (e.get("extra") or {}).get("start") == drifted
         ]
