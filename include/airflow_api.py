@@ -69,6 +69,9 @@ class Airflow:
     def unpause(self, dag_id: str) -> None:
         self._request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
 
+    def pause(self, dag_id: str) -> None:
+        self._request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": True})
+
     def trigger(self, dag_id: str, run_id: str, conf: dict, attempts: int = 4) -> str:
         """Start a run with a fixed id, exactly once: a POST the API did not settle is repeated
         only after looking whether the run exists."""
