@@ -77,7 +77,7 @@ def monitor():
 
         with fail_without_retry():  # a broken labels file (LabelsError) is data: no retry fixes it
             try:
-                return {**score_interval(settings(), Window.parse(**span)), "span": span}
+                return {**score_interval(settings(check_metric=True), Window.parse(**span)), "span": span}
             except NoChampion as err:
                 raise AirflowSkipException(str(err)) from err
 

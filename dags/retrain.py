@@ -80,7 +80,7 @@ def retrain():
         params, run = ctx["params"], ctx["dag_run"]
         scheduled_end = ctx.get("data_interval_end") if run.run_type == "scheduled" else None
         with fail_without_retry(NoWindow):  # no end, an unreadable one, or a length like "90 days"
-            span = retrain_window(params, scheduled_end, run.run_after, settings().training.window)
+            span = retrain_window(params, scheduled_end, run.run_after, settings(check_metric=True).training.window)
         reason = "schedule" if run.run_type == "scheduled" else params.get("reason") or "manual"
         return {**span.as_dict(), "reason": reason}
 

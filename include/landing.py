@@ -270,10 +270,9 @@ class LandingZone:
             account["future"] += int(future.sum())
             files[name] = {"size": entry["size"], "mtime": entry["mtime"]}
             if take.any():
-                raw[name] = frame[take].reset_index(drop=True)
-                parsed = frame[take].copy()
-                parsed[self.timestamp] = stamps[take]
-                frames.append(parsed)
+                rows = frame if take.all() else frame[take]  # (copy-on-write: no copy made here)
+                raw[name] = rows.reset_index(drop=True)
+                frames.append(rows.assign(**{self.timestamp: stamps[take]}))
         batch = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         return Batch(batch, raw, files, account)
 

@@ -200,31 +200,42 @@ def cross_validate(frame: pd.DataFrame, settings) -> tuple[CVResult, object]:
         The per-fold result, and the model of the last fold (trained only on rows earlier than
         the last fold's validation rows), which promotion scores on those out-of-time rows.
     """
-    data, model_cfg = settings.data, settings.model
-    folds = time_folds(frame[data.timestamp], settings.training.folds)
-    last_model = None
+    from joblib import Parallel, delayed
+
+    folds = time_folds(frame[settings.data.timestamp], settings.training.folds)
+    # ``training.n_jobs`` folds at a time, in threads: they share ``frame`` (no copy per worker)
+    # and the booster's Cython loops release the GIL. Largest folds first, so the last to start
+    # is a short one. Scored in fold order either way.
+    jobs = sorted(folds, key=lambda f: -len(f.train_index))
+    done = Parallel(n_jobs=settings.training.n_jobs, prefer="threads")(delayed(_run_fold)(frame, fold, settings) for fold in jobs)
+    last_model, scores = dict(zip((f.number for f in jobs), done, strict=True))[folds[-1].number]
     oot = np.full(len(frame), np.nan)
-    for fold in folds:
-        model = build_pipeline(model_cfg.task, data.numeric, data.categorical, model_cfg.params, settings.training.seed)
-        train = frame.iloc[fold.train_index]
-        model.fit(train[data.features], train[data.target])
-        valid = frame.iloc[fold.valid_index]
-        scores = predict(model, valid, data.features, model_cfg.task)
-        try:
-            fold.score = score(model, valid, data.features, data.target, model_cfg.metric, scores)
-        except ValueError as err:
-            raise ValueError(f"fold {fold.number} ({fold.valid_start} to {fold.valid_end}): {err}") from None
-        log.info(
-            "fold %d: %s = %.4f (%d train rows, %d validation rows)",
-            fold.number,
-            model_cfg.metric,
-            fold.score,
-            len(fold.train_index),
-            len(fold.valid_index),
-        )
-        last_model = model
     oot[folds[-1].valid_index] = scores  # the last fold's
-    return CVResult(folds=folds, metric=model_cfg.metric, oot=oot), last_model
+    return CVResult(folds=folds, metric=settings.model.metric, oot=oot), last_model
+
+
+def _run_fold(frame: pd.DataFrame, fold: Fold, settings) -> tuple[object, np.ndarray]:
+    """Fits a fold's model on its training rows and scores its validation rows (sets ``fold.score``)."""
+    data, model_cfg = settings.data, settings.model
+    model = build_pipeline(model_cfg.task, data.numeric, data.categorical, model_cfg.params, settings.training.seed)
+    train = frame.iloc[fold.train_index]
+    model.fit(train[data.features], train[data.target])
+    del train
+    valid = frame.iloc[fold.valid_index]
+    scores = predict(model, valid, data.features, model_cfg.task)
+    try:
+        fold.score = score(model, valid, data.features, data.target, model_cfg.metric, scores)
+    except ValueError as err:
+        raise ValueError(f"fold {fold.number} ({fold.valid_start} to {fold.valid_end}): {err}") from None
+    log.info(
+        "fold %d: %s = %.4f (%d train rows, %d validation rows)",
+        fold.number,
+        model_cfg.metric,
+        fold.score,
+        len(fold.train_index),
+        len(fold.valid_index),
+    )
+    return model, scores
 
 
 def fit(frame: pd.DataFrame, settings):

@@ -131,15 +131,19 @@ def _mask_tracking_credentials() -> None:
             mask_secret(secret)
 
 
-def settings():
+def settings(check_metric: bool = False):
     """The full config, loaded inside a task (never at parse time), with the MLflow client's HTTP
     bounds applied from it before the task's first request. A broken config fails the task at
-    once: retrying cannot fix it."""
+    once: retrying cannot fix it.
+
+    ``model.metric`` is checked against scikit-learn's scorers only with ``check_metric`` (it
+    imports scikit-learn, 2 s): by the first task of ``retrain`` and by ``monitor``'s ``score``,
+    which score anyway; the gate, publish, drift and alert tasks never import scikit-learn."""
     from include.config import load_settings
     from include.registry import configure_mlflow
 
     with fail_without_retry():
-        loaded = load_settings()
+        loaded = load_settings(check_metric=check_metric)
     configure_mlflow(loaded.mlflow)
     _mask_tracking_credentials()
     return loaded

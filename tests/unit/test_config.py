@@ -142,6 +142,22 @@ def test_dag_settings_load_without_heavy_imports(tmp_path):
     assert out.stdout.split() == ["None", "[]"]
 
 
+def test_tasks_that_never_score_load_the_config_without_scikit_learn(tmp_path):
+    """The gate and publish tasks load the full config without importing scikit-learn (2 s a
+    task); the metric is then unchecked, and checked by default."""
+    path = tmp_path / "x.yaml"
+    path.write_text(MINIMAL.replace("metric: roc_auc", "metric: roc_acu"))
+    code = (
+        "import sys; from include.config import load_settings; "
+        f"s = load_settings({str(path)!r}, check_metric=False); "
+        "print(s.model.metric, 'sklearn' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"PYTHONPATH": ".", "PATH": ""})
+    assert out.stdout.split() == ["roc_acu", "False"]
+    with pytest.raises(ConfigError, match=r"model\.metric: .*'roc_acu' is not a scikit-learn scorer"):
+        load_settings(path)
+
+
 def test_dag_settings_name_bad_keys(tmp_path):
     path = tmp_path / "x.yaml"
     path.write_text(MINIMAL + "schedule:\n  ingest: 5\n  when: never\n")
@@ -200,3 +216,13 @@ def test_relative_and_absolute_locations_compare_once_anchored(tmp_path):
     with pytest.raises(ValueError, match=r"`storage` \(.*/landing/store\) is inside `data\.landing` \(landing\)"):
         Settings.model_validate(raw, context={"base": tmp_path})
     assert Settings.model_validate(raw).storage == raw["storage"]
+
+
+def test_folds_at_a_time_is_a_count_or_one_per_core(tmp_path):
+    raw = __import__("yaml").safe_load(MINIMAL)
+    assert settings_from_dict(raw, tmp_path).training.n_jobs == 1
+    raw["training"]["n_jobs"] = -1
+    assert settings_from_dict(raw, tmp_path).training.n_jobs == -1
+    raw["training"]["n_jobs"] = 0
+    with pytest.raises(ConfigError, match=r"training\.n_jobs: .*not 0"):
+        settings_from_dict(raw, tmp_path)

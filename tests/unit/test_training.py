@@ -135,3 +135,20 @@ def test_cross_validation_keeps_the_last_folds_scores_for_monitoring(stream, set
     rows = cv.folds[-1].valid_index
     assert np.isnan(np.delete(cv.oot, rows)).all()
     np.testing.assert_array_equal(cv.oot[rows], training.predict(last, frame.iloc[rows], settings.data.features, "classification"))
+
+
+def test_folds_in_parallel_give_the_serial_result(stream, settings):
+    """``training.n_jobs: 2`` fits two folds at a time (largest first) and returns what one at a
+    time does: the same scores in fold order, the same last-fold model and out-of-time scores."""
+    frame = stream[stream.timestamp < "2026-02-02"].reset_index(drop=True)
+    serial, serial_last = training.cross_validate(frame, settings)
+    two = settings.model_copy(update={"training": settings.training.model_copy(update={"n_jobs": 2})})
+    parallel, parallel_last = training.cross_validate(frame, two)
+    assert [f.number for f in parallel.folds] == list(range(settings.training.folds))
+    assert parallel.scores == serial.scores
+    np.testing.assert_array_equal(parallel.oot, serial.oot)
+    rows = frame.iloc[parallel.folds[-1].valid_index]
+    np.testing.assert_array_equal(
+        training.predict(parallel_last, rows, settings.data.features, "classification"),
+        training.predict(serial_last, rows, settings.data.features, "classification"),
+    )
