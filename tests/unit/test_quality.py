@@ -198,3 +198,26 @@ def test_gx_does_not_fingerprint_the_batch(settings, week2, learned, monkeypatch
     report = quality.validate(week2, settings.data, WEEK2, learned, settings.quality, "ingest")
     assert report["failed"] == 0 and report["checks"] > 10
     assert hashed == []
+
+
+def test_row_ids_are_listed_for_failed_checks_only(settings, week2, learned, monkeypatch):
+    """GX lists the id of every unexpected row in a Python loop (seconds at a million rows, for
+    rules that pass with a few unexpected rows too): the gate asks for ids of the failed checks'
+    rows alone, and still names them."""
+    from great_expectations.expectations.metrics.map_metric_provider import map_condition_auxilliary_methods as aux
+
+    listed = []
+    real = aux.compute_unexpected_pandas_indices
+
+    def spy(domain_records_df, expectation_domain_column_list, result_format, *args, **kwargs):
+        listed.append(bool(result_format.get("unexpected_index_column_names")))
+        return real(domain_records_df, expectation_domain_column_list, result_format, *args, **kwargs)
+
+    monkeypatch.setattr(aux, "compute_unexpected_pandas_indices", spy)
+    report = quality.validate(week2, settings.data, WEEK2, learned, settings.quality, "ingest")
+    assert report["failed"] == 0 and listed and True not in listed  # GX was asked for no row ids
+    listed.clear()
+    bad = week2.assign(car_value=-week2.car_value)
+    failed = [o for o in fail(settings, bad, WEEK2, learned).report["results"] if not o["success"]]
+    assert failed and all(o["example_ids"] for o in failed if o["unexpected_count"])
+    assert True in listed
