@@ -315,12 +315,15 @@ def run_expectations(frame: pd.DataFrame, checks: list[Expectation], id_column: 
     # First without row ids: GX lists the id of *every* unexpected row in a Python loop, and a
     # passing check has unexpected rows too (nulls under a tolerance): 7.5 s of a million-row gate
     # with a champion's profile. Then the ids of the failed checks' first rows, from those alone.
+    def key(check: Expectation) -> tuple:
+        return (_rule_name(check.kind), check.column)
+
     by_key = validate("driftloop_gate", checks, [])
-    results = [(check, by_key[(_rule_name(check.kind), check.column)].pop(0)) for check in checks]
+    results = [(check, by_key[key(check)].pop(0)) for check in checks]
     failed = [check for check, r in results if not r.success]
-    examples_of: dict[tuple, list] = {}
+    with_ids: dict[tuple, list] = {}
     if failed and id_column in frame.columns:
-        examples_of = validate("driftloop_gate_examples", failed, [id_column])
+        with_ids = validate("driftloop_gate_examples", failed, [id_column])
     outcomes = []
     for check, r in results:
         res = r.result or {}
@@ -328,8 +331,10 @@ def run_expectations(frame: pd.DataFrame, checks: list[Expectation], id_column: 
         if r.exception_info and r.exception_info.get("raised_exception"):
             error = str(r.exception_info.get("exception_message") or "GX could not evaluate this check").splitlines()[0]
         examples = []
-        found = examples_of.get((_rule_name(check.kind), check.column)) if not r.success else None
-        for item in (found.pop(0).result or {}).get("partial_unexpected_index_list") or [] if found else []:
+        again = {}  # the failed check's result from the run with row ids
+        if not r.success and with_ids.get(key(check)):
+            again = with_ids[key(check)].pop(0).result or {}
+        for item in again.get("partial_unexpected_index_list") or []:
             if isinstance(item, dict) and id_column in item:
                 examples.append(item[id_column])
         outcomes.append(
