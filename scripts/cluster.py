@@ -160,6 +160,10 @@ class Cluster:
     config: Path | None = None
     # seconds after which a task whose worker died is failed (then retried); Airflow's default is 300
     heartbeat_timeout: int = 60
+    # seconds after which a task still queued is sent again (Airflow's default, 600): a worker
+    # killed outright takes the tasks it had already received from Redis with it, and the broker
+    # hands them out again only after its visibility timeout (24 h); this is what brings them back
+    queued_timeout: int = 600
     _secrets: dict[str, str] | None = field(default=None, init=False, repr=False)
 
     # -- where things are ------------------------------------------------------------------
@@ -284,6 +288,8 @@ class Cluster:
             AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="30",
             # a task whose worker died is noticed after this long (300 s by default), then retried
             AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT=str(self.heartbeat_timeout),
+            AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT=str(self.queued_timeout),
+            AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL=str(min(120, max(10, self.queued_timeout // 6))),
             AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME="0.5",
         )
 

@@ -45,7 +45,9 @@ def cluster():
     config = home / "driftloop.yaml"
     config.write_text(yaml.safe_dump(raw))
     base = int(os.environ.get("CLUSTER_TEST_PORT_BASE", 25000))  # another base lets two checkouts test at once
-    cl = Cluster(home, base=base, config=config, heartbeat_timeout=30)  # a killed worker's task is retried sooner
+    # a killed worker's running task is retried sooner, and the tasks it had received but not
+    # started are sent again after 3 minutes instead of 10
+    cl = Cluster(home, base=base, config=config, heartbeat_timeout=30, queued_timeout=180)
     try:
         cl.start()
         cl.creds = read_env(home / "credentials.env")

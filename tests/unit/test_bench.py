@@ -86,10 +86,12 @@ def test_the_scale_table_puts_each_step_beside_its_baseline_and_the_monitor_to_i
     tasks["report"] = [[110.0, 130.0, "success"]]
     monitor = {**step(40.0, 900), "tasks": tasks, "to_verdict": bench_scale.span(tasks, "score", "drift")}
     result = {"rows": 1_000_000, "gate": step(9.0, 1500), "gate_plain": step(3.0, 800), "monitor": monitor, "monitor_plain": step(8.0, 700)}
+    result["gate_champion"] = step(12.0, 1600)
     lines = bench_scale.tables([result]).splitlines()
-    assert lines[2] == "| 1,000,000 | gate (read landing, validate, publish) | 9.0 | 1,500 | 3.0 | 800 | 3.00x |"
-    assert lines[3] == "| 1,000,000 | `monitor` DAG | 40.0 | 900 | 8.0 | 700 | 5.00x |"
-    assert lines[4] == "| 1,000,000 | `monitor` to its verdict (`score` start to `drift` end) | 9.0 | | 8.0 | | 1.12x |"
+    assert lines[2] == "| 1,000,000 | gate (read landing, validate, publish), no champion yet | 9.0 | 1,500 | 3.0 | 800 | 3.00x |"
+    assert lines[3] == "| 1,000,000 | gate on the next 7 days, with the champion's learned tolerances | 12.0 | 1,600 | 3.0 | 800 | 4.00x |"
+    assert lines[4] == "| 1,000,000 | `monitor` DAG | 40.0 | 900 | 8.0 | 700 | 5.00x |"
+    assert lines[5] == "| 1,000,000 | `monitor` to its verdict (`score` start to `drift` end) | 9.0 | | 8.0 | | 1.12x |"
     breakdown = bench_scale.task_table(result, "monitor").splitlines()
     assert breakdown[2:] == ["| window | 1.0 |", "| score | 3.0 |", "| drift | 6.0 |", "| report | 20.0 |"]
 
