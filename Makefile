@@ -74,7 +74,7 @@ compose-down:
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -q -ra -n 2 --no-loadscope-reorder --durations=15
+	$(BIN)/pytest -q -ra -n 2 --durations=15
 
 # Re-resolves requirements.lock from the three requirements files (run after changing one).
 lock: install
