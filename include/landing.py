@@ -20,7 +20,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from include.storage import Storage, Window, is_data_file, open_fs, to_utc
+from include.storage import Storage, Window, is_data_file, open_fs, parquet_frame, to_utc
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def read_table(fs, name: str, columns: list[str] | None = None) -> pd.DataFrame:
     with fs.open(name, "rb") as handle:
         if name.lower().endswith(".csv"):
             return pd.read_csv(handle, usecols=columns)
-        return pd.read_parquet(handle, columns=columns)
+        return parquet_frame(handle, columns)
 
 
 def _day_spans(stamps: pd.Series) -> list[list[str]]:

@@ -7,8 +7,10 @@ exists, from the profile of its training window.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -254,11 +256,29 @@ def _skip_fingerprint() -> None:
         pandas_execution_engine.HASH_THRESHOLD = 0
 
 
-def run_expectations(frame: pd.DataFrame, checks: list[Expectation], id_column: str) -> list[dict]:
-    """Runs the checks with Great Expectations and returns one result dict per check."""
+def _import_gx():
+    """Great Expectations, imported once per process, its objects then kept out of the collector.
+
+    GX's import leaves about 300,000 objects that live as long as the process. ``gc.freeze()``
+    moves every object alive at that moment to a generation the collector never walks: each later
+    full collection, and the one at interpreter exit, skips them. Measured at 1M rows: the
+    validation 10% faster, and a gate process ending a second sooner (its exit spent 0.8 s
+    walking GX's objects). Frozen objects are still freed by reference counting as usual; only
+    cycles among them would wait for the process's end.
+    """
+    first = "great_expectations" not in sys.modules
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
     import great_expectations.expectations as gxe
+
+    if first:
+        gc.freeze()
+    return gx, gxe
+
+
+def run_expectations(frame: pd.DataFrame, checks: list[Expectation], id_column: str) -> list[dict]:
+    """Runs the checks with Great Expectations and returns one result dict per check."""
+    gx, gxe = _import_gx()
 
     # A categorical column of text goes to GX as pandas' StringDtype() (missing values pd.NA): GX
     # checks its type list against that dtype once. As an object column, GX would check every

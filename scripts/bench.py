@@ -15,8 +15,9 @@ figures (every figure has a same-run baseline and its ratio, and peak memory):
     cluster   scripts/bench_cluster.py    50 daily intervals on the Celery cluster (2 workers, 1)
                                           against ``airflow standalone``
 
-BENCHMARKS.md keeps what is outside the generated section (earlier sessions' notes); the section
-between its markers is replaced by this run's output. A benchmark that fails is reported as such
+BENCHMARKS.md keeps what is outside the generated section (earlier sessions' notes). Inside it, each
+benchmark has its own subsection, dated and with its commit: a run replaces the subsections of the
+benchmarks it ran (``--only``) and keeps the others. A benchmark that fails is reported as such
 in the section, with the end of its error output, and the others still run.
 """
 
@@ -53,11 +54,15 @@ def commands(days: int) -> dict[str, list[str]]:
 
 def machine() -> str:
     mem = next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+    return f"{os.cpu_count()} cores, {int(mem) / 2**20:.0f} GiB, Python {platform.python_version()}"
+
+
+def commit() -> str:
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+        found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     except OSError:
-        commit = "unknown"
-    return f"{os.cpu_count()} cores, {int(mem) / 2**20:.0f} GiB, Python {platform.python_version()}, commit {commit or 'unknown'}"
+        found = ""
+    return found or "unknown"
 
 
 def run(command: str) -> tuple[int, str, str, float]:
@@ -97,9 +102,9 @@ def cluster_table(lines: list[dict]) -> str:
     return "\n".join(rows)
 
 
-def section(name: str, argvs: list[str], results: list[tuple[int, str, str, float]]) -> str:
+def section(name: str, argvs: list[str], results: list[tuple[int, str, str, float]], when: str = "") -> str:
     shown = "\n".join(argvs)
-    parts = [f"### {name}\n\n```bash\n{shown}\n```\n"]
+    parts = [f"### {name}{f' ({when})' if when else ''}\n\n```bash\n{shown}\n```\n"]
     failed = [(a, r) for a, r in zip(argvs, results, strict=True) if r[0] != 0]
     if name == "cluster":
         lines = [json.loads(line) for _, out, _, _ in results for line in out.splitlines() if line.startswith("{")]
@@ -111,6 +116,15 @@ def section(name: str, argvs: list[str], results: list[tuple[int, str, str, floa
         parts.append(f"**Failed** (exit {code}): `{argv}`\n\n```\n{err.strip()[-1500:]}\n```")
     parts.append(f"\n(took {sum(r[3] for r in results):.0f} s)")
     return "\n\n".join(parts)
+
+
+def kept_sections() -> dict[str, str]:
+    """The benchmark subsections of the generated section now in BENCHMARKS.md, by benchmark name."""
+    text = TARGET.read_text() if TARGET.exists() else ""
+    if BEGIN not in text or END not in text:
+        return {}
+    block = text.split(BEGIN, 1)[1].split(END, 1)[0]
+    return {part.split(maxsplit=1)[0]: "### " + part.strip() for part in block.split("\n### ")[1:]}
 
 
 def rewrite(generated: str) -> None:
@@ -135,24 +149,26 @@ def main() -> None:
     unknown = set(chosen) - set(todo)
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}; choose from {', '.join(todo)}")
-    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    sections = []
+    sections = kept_sections()
     for name in chosen:
         argvs = todo[name]
         print(f"[bench] {name}: {len(argvs)} command(s)", file=sys.stderr, flush=True)
+        started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         results = [run(a) for a in argvs]
-        sections.append(section(name, argvs, results))
+        sections[name] = section(name, argvs, results, f"{started}, commit {commit()}")
         # written after each benchmark: a long run stopped midway keeps what it measured
-        rewrite(header(started, chosen) + "\n\n".join(sections))
-    print(f"[bench] rewrote {TARGET.relative_to(ROOT)}", file=sys.stderr)
+        rewrite(header() + "\n\n".join(sections[n] for n in todo if n in sections))
+    print(f"[bench] rewrote {TARGET}", file=sys.stderr)
 
 
-def header(started: str, chosen: list[str]) -> str:
+def header() -> str:
     return (
-        f"## Latest `make bench` ({started}; {', '.join(chosen)})\n\n"
+        "## Latest `make bench`\n\n"
         f"Machine: {machine()}. Written by `make bench` (scripts/bench.py): each figure beside a\n"
-        "baseline measured in the same run, with the command that produced it. Absolute times move\n"
-        "between machines; the ratios travel. The notes after this section are earlier sessions' runs.\n\n"
+        "baseline measured in the same run, with the command that produced it; each benchmark's\n"
+        "subsection says when it last ran and on which commit (`make bench ONLY=drift` replaces only\n"
+        "that one). Absolute times move between machines; the ratios travel. The notes after this\n"
+        "section are earlier sessions' runs.\n\n"
     )
 
 

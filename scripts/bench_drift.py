@@ -52,9 +52,11 @@ t0 = time.perf_counter()
 import pandas as pd
 from include.config import load_settings
 from include import drift
+from include.landing import read_table
+from include.storage import open_fs
 s = load_settings(sys.argv[1])
 t1 = time.perf_counter()
-reference, current = pd.read_parquet(sys.argv[2]), pd.read_parquet(sys.argv[3])
+reference, current = (read_table(*open_fs(path)) for path in sys.argv[2:4])  # as `driftloop drift` reads them
 t2 = time.perf_counter()
 columns = drift.column_drift(reference, current, s.data, s.monitoring.columns)
 decision = drift.drift_decision(columns, s.monitoring.drift_share)

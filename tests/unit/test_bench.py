@@ -39,6 +39,23 @@ def test_a_later_run_replaces_only_its_section(target):
     assert text.count(bench.BEGIN) == 1 and text.count(bench.END) == 1 and text.endswith("intro\n")
 
 
+def test_a_run_of_some_benchmarks_keeps_the_others_subsections(target, monkeypatch):
+    outputs = {"parse": "| parse figure 1 |", "drift": "| drift figure 1 |"}
+    scripts = {"python scripts/benchmark.py --repeat 3": "parse", "python scripts/bench_drift.py": "drift"}
+    monkeypatch.setattr(bench, "run", lambda command: (0, outputs[scripts[command]], "", 1.0))
+    target.write_text("# Benchmarks\n\nnotes\n")
+    monkeypatch.setattr(sys, "argv", ["bench.py", "--only", "parse,drift"])
+    bench.main()
+    outputs.update(drift="| drift figure 2 |")
+    monkeypatch.setattr(sys, "argv", ["bench.py", "--only", "drift"])
+    bench.main()
+    text = target.read_text()
+    assert "| parse figure 1 |" in text and "| drift figure 2 |" in text and "drift figure 1" not in text
+    # in the commands' order, each once, dated, and the earlier notes kept after the section
+    assert text.index("### parse (") < text.index("### drift (") and text.count("### drift") == 1
+    assert text.count(bench.BEGIN) == 1 and text.endswith("notes\n")
+
+
 def load(target: str, wall: float, **changes) -> dict:
     run = {
         "target": target,
@@ -87,7 +104,12 @@ def test_the_scale_table_puts_each_step_beside_its_baseline_and_the_monitor_to_i
     monitor = {**step(40.0, 900), "tasks": tasks, "to_verdict": bench_scale.span(tasks, "score", "drift")}
     result = {"rows": 1_000_000, "gate": step(9.0, 1500), "gate_plain": step(3.0, 800), "monitor": monitor, "monitor_plain": step(8.0, 700)}
     result["gate_champion"] = step(12.0, 1600)
+    result.update(retrain=step(60.0, 2500), retrain_plain=step(50.0, 1200), retrain_plain_openmp=step(30.0, 1300))
     lines = bench_scale.tables([result]).splitlines()
+    retrain = [line for line in lines if "`retrain` DAG" in line]
+    assert retrain[0].endswith("| 60.0 | 2,500 | 50.0 | 1,200 | 1.20x |") and "one OpenMP thread" in retrain[0]
+    assert retrain[1].endswith("| 60.0 | 2,500 | 30.0 | 1,300 | 2.00x |") and "every core" in retrain[1]
+    lines = [line for line in lines if line not in retrain]
     assert lines[2] == "| 1,000,000 | gate (read landing, validate, publish), no champion yet | 9.0 | 1,500 | 3.0 | 800 | 3.00x |"
     assert lines[3] == "| 1,000,000 | gate on the next 7 days, with the champion's learned tolerances | 12.0 | 1,600 | 3.0 | 800 | 4.00x |"
     assert lines[4] == "| 1,000,000 | `monitor` DAG | 40.0 | 900 | 8.0 | 700 | 5.00x |"

@@ -26,6 +26,32 @@ def test_time_folds_move_cut_past_equal_timestamps():
     assert [len(f.valid_index) for f in folds] == [2, 3]
 
 
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Paris", None])
+def test_time_folds_keep_the_zone_and_order_by_the_instant(zone):
+    # hourly across the night the clocks went back (02:00-03:00 happens twice in Paris), shuffled:
+    # the order is the instants', the fold bounds are Timestamps in the column's own zone
+    instants = pd.date_range("2026-10-24", "2026-10-27", freq="h", tz="UTC")
+    stamps = pd.Series(instants.tz_convert(zone) if zone else instants.tz_localize(None)).sample(frac=1.0, random_state=3)
+    stamps = stamps.reset_index(drop=True)
+    folds = training.time_folds(stamps, 3)
+    for f in folds:
+        assert stamps.iloc[f.train_index].max() < stamps.iloc[f.valid_index].min()
+        assert f.valid_start == stamps.iloc[f.valid_index].min() and f.train_end == stamps.iloc[f.train_index].max()
+        assert f.valid_end == stamps.iloc[f.valid_index].max() and f.valid_start.tz == stamps.dt.tz
+    assert sum(len(f.valid_index) for f in folds) + len(folds[0].train_index) == len(stamps)
+
+
+def test_a_fold_of_time_sorted_rows_is_a_slice_sharing_the_frames_memory():
+    frame = pd.DataFrame({"x": np.arange(10.0), "c": list("abcdefghij")})
+    run, scattered = np.arange(3, 8), np.array([1, 4, 5])
+    assert training.rows(frame, run).equals(frame.iloc[run]) and np.shares_memory(
+        training.rows(frame, run)["x"].to_numpy(), frame["x"].to_numpy()
+    )
+    assert training.rows(frame, scattered).equals(frame.iloc[scattered])
+    assert training.rows(frame, np.array([2, 3, 5])).equals(frame.iloc[[2, 3, 5]])  # first and last a run apart, a gap inside
+    assert training.rows(frame, np.array([], dtype=np.int64)).empty
+
+
 def test_too_few_rows():
     with pytest.raises(ValueError, match="too few"):
         training.time_folds(pd.Series(pd.date_range("2026-01-01", periods=5, tz="UTC")), 4)
@@ -151,4 +177,12 @@ def test_folds_in_parallel_give_the_serial_result(stream, settings):
     np.testing.assert_array_equal(
         training.predict(parallel_last, rows, settings.data.features, "classification"),
         training.predict(serial_last, rows, settings.data.features, "classification"),
+    )
+    # the fit on every row, run in the folds' pool, is the fit run alone
+    both, both_last, model = training.cross_validate_and_fit(frame, two)
+    assert both.scores == serial.scores
+    np.testing.assert_array_equal(both.oot, serial.oot)
+    np.testing.assert_array_equal(
+        training.predict(model, frame, settings.data.features, "classification"),
+        training.predict(training.fit(frame, settings), frame, settings.data.features, "classification"),
     )
