@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -124,7 +125,10 @@ def kept_sections() -> dict[str, str]:
     if BEGIN not in text or END not in text:
         return {}
     block = text.split(BEGIN, 1)[1].split(END, 1)[0]
-    return {part.split(maxsplit=1)[0]: "### " + part.strip() for part in block.split("\n### ")[1:]}
+    # a subsection starts at its benchmark's own heading; a script's output has headings too
+    names = "|".join(map(re.escape, commands(0)))
+    parts = re.split(rf"^(?=### (?:{names})(?: \(|$))", block, flags=re.M)
+    return {part.split(maxsplit=2)[1]: part.strip() for part in parts if part.startswith("### ")}
 
 
 def rewrite(generated: str) -> None:

@@ -40,7 +40,7 @@ def test_a_later_run_replaces_only_its_section(target):
 
 
 def test_a_run_of_some_benchmarks_keeps_the_others_subsections(target, monkeypatch):
-    outputs = {"parse": "| parse figure 1 |", "drift": "| drift figure 1 |"}
+    outputs = {"parse": "### Parse time\n\n| parse figure 1 |\n\n### drift-free heading\n\nmore", "drift": "| drift figure 1 |"}
     scripts = {"python scripts/benchmark.py --repeat 3": "parse", "python scripts/bench_drift.py": "drift"}
     monkeypatch.setattr(bench, "run", lambda command: (0, outputs[scripts[command]], "", 1.0))
     target.write_text("# Benchmarks\n\nnotes\n")
@@ -51,8 +51,10 @@ def test_a_run_of_some_benchmarks_keeps_the_others_subsections(target, monkeypat
     bench.main()
     text = target.read_text()
     assert "| parse figure 1 |" in text and "| drift figure 2 |" in text and "drift figure 1" not in text
+    # a kept subsection is kept whole, the headings of its script's output included
+    assert "### Parse time\n\n| parse figure 1 |\n\n### drift-free heading\n\nmore" in text
     # in the commands' order, each once, dated, and the earlier notes kept after the section
-    assert text.index("### parse (") < text.index("### drift (") and text.count("### drift") == 1
+    assert text.index("### parse (") < text.index("### drift (") and text.count("### drift (") == 1
     assert text.count(bench.BEGIN) == 1 and text.endswith("notes\n")
 
 
