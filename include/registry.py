@@ -265,11 +265,13 @@ def try_load_model(uri: str, what: str):
 
 
 def find_training_run(experiment: str, airflow_run_id: str) -> dict | None:
-    """A training run of this Airflow run that already registered a version, if any.
+    """The training run of this Airflow run, if an earlier attempt started one.
 
     Any status counts: a worker that died after ``log_model`` registered the version leaves its
     run RUNNING or FAILED, and its retry must reuse that version rather than register another.
-    Such a run is marked FINISHED here, since everything it logged is complete.
+    Such a run is marked FINISHED here, since everything it logged is complete. A run that
+    registered nothing (the attempt died before ``log_model``, for example with MLflow down) comes
+    back with ``"version": None``: the retry continues that run instead of starting a second one.
     """
     c = client()
     exp_id = experiment_id(experiment)
@@ -285,6 +287,8 @@ def find_training_run(experiment: str, airflow_run_id: str) -> dict | None:
                 c.set_terminated(run.info.run_id, "FINISHED")
                 run = c.get_run(run.info.run_id)
             return {"run_id": run.info.run_id, "version": int(versions[0].version), "run": run}
+    if runs:  # newest first
+        return {"run_id": runs[0].info.run_id, "version": None, "run": runs[0]}
     return None
 
 
@@ -366,7 +370,17 @@ def training_dataset(frame, name: str, target: str):
 
 
 def log_training_run(
-    settings, window, reason: str, airflow_run_id: str, cv, model, comparison_model, frame, gate_profile: dict, figure_png: bytes | None
+    settings,
+    window,
+    reason: str,
+    airflow_run_id: str,
+    cv,
+    model,
+    comparison_model,
+    frame,
+    gate_profile: dict,
+    figure_png: bytes | None,
+    resume_run_id: str | None = None,
 ) -> dict:
     """Logs one retrain as an MLflow run and registers its model as a new version.
 
@@ -381,6 +395,8 @@ def log_training_run(
         frame: the training rows (logged as the dataset input).
         gate_profile: the window's profile; the gate uses it once this version is champion.
         figure_png: the fold-metrics chart.
+        resume_run_id: the run an earlier attempt of this Airflow run started and never finished
+            registering: it is continued (metrics it logged already are not logged twice).
 
     Returns:
         ``{"run_id", "version"}``.
@@ -399,7 +415,15 @@ def log_training_run(
         # where the last fold's out-of-time rows start: the comparison with the champion uses them
         "driftloop.valid_start": cv.folds[-1].valid_start.isoformat(),
     }
-    with mlflow.start_run(experiment_id=exp_id, run_name=f"retrain {window.end:%Y-%m-%d} ({reason})", tags=tags) as run:
+    if resume_run_id is None:
+        start = {"experiment_id": exp_id, "run_name": f"retrain {window.end:%Y-%m-%d} ({reason})", "tags": tags}
+    else:
+        start = {"run_id": resume_run_id, "tags": tags}
+        log.info("continuing MLflow run %s, which an earlier attempt started", resume_run_id)
+    with mlflow.start_run(**start) as run:
+        c = client()
+        logged = set(c.get_run(run.info.run_id).data.metrics) if resume_run_id else set()
+        steps = {m.step for m in c.get_metric_history(run.info.run_id, f"cv_{metric}")} if f"cv_{metric}" in logged else set()
         mlflow.log_params(
             {
                 "task": settings.model.task,
@@ -412,9 +436,11 @@ def log_training_run(
             }
         )
         for fold in cv.folds:
-            mlflow.log_metric(f"cv_{metric}", fold.score, step=fold.number)
-        mlflow.log_metric(f"cv_{metric}_mean", cv.mean)
-        mlflow.log_metric(f"cv_{metric}_std", cv.std)
+            if fold.number not in steps:
+                mlflow.log_metric(f"cv_{metric}", fold.score, step=fold.number)
+        for key, value in ((f"cv_{metric}_mean", cv.mean), (f"cv_{metric}_std", cv.std)):
+            if key not in logged:
+                mlflow.log_metric(key, value)
         mlflow.log_input(training_dataset(frame, f"{settings.name}-{window.key}", data.target), context="training")
         mlflow.log_dict(cv.summary(), "cv/folds.json")
         mlflow.log_dict(gate_profile, "gate/profile.json")

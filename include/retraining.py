@@ -91,7 +91,7 @@ def train_challenger(settings, window: Window, reason: str, airflow_run_id: str)
     """
     metric = settings.model.metric
     found = registry.find_training_run(settings.name, airflow_run_id)
-    if found is not None:
+    if found is not None and found["version"] is not None:
         run = found["run"]
         registry.finish_registration(settings.name, found["version"], registry.version_tags(run))
         log.info("run %s already registered version %d; reusing it", found["run_id"], found["version"])
@@ -113,7 +113,10 @@ def train_challenger(settings, window: Window, reason: str, airflow_run_id: str)
     png = charts.fold_chart(
         cv.summary(), metric, f"{settings.name}: time-based CV, window {window.start:%Y-%m-%d} to {window.end:%Y-%m-%d} ({reason})"
     )
-    info = registry.log_training_run(settings, window, reason, airflow_run_id, cv, model, comparison_model, frame, gate_profile, png)
+    resume = found["run_id"] if found is not None else None  # an earlier attempt's run, nothing registered
+    info = registry.log_training_run(
+        settings, window, reason, airflow_run_id, cv, model, comparison_model, frame, gate_profile, png, resume
+    )
     url = registry.run_url(info["run_id"])
     log.info("MLflow run: %s", url or info["run_id"])
     return {**info, "cv_mean": cv.mean, "valid_start": cv.folds[-1].valid_start.isoformat(), "reused": False, "mlflow_url": url}

@@ -238,3 +238,33 @@ def test_a_run_left_failed_after_registering_is_reused_not_registered_again(init
     assert again["version"] == 1 and again["reused"]
     assert [int(v.version) for v in mlflow_client.search_model_versions(f"name = '{project.name}'")] == [1]
     assert mlflow_client.get_run(training_run.info.run_id).info.status == "FINISHED"
+
+
+def test_an_attempt_that_died_before_registering_is_continued_not_duplicated(initial, project, mlflow_client, monkeypatch):
+    """The first attempt of ``train`` started its MLflow run, logged its metrics, then failed before
+    ``log_model`` (MLflow went away longer than the client's retries): the retry continues that run.
+    One training run for the Airflow run, one version, each fold's score logged once.
+    (Last in this module: it registers version 2.)"""
+    from include import registry
+    from include.retraining import train_challenger
+    from include.storage import Window
+
+    airflow_run_id = "manual__died_before_registering"
+    real = registry._log_sklearn
+
+    def mlflow_gone(*args, **kwargs):
+        raise ConnectionError("MLflow is down")
+
+    window = Window.parse(week(0)[0], week(4)[0])
+    monkeypatch.setattr(registry, "_log_sklearn", mlflow_gone)
+    with pytest.raises(ConnectionError):
+        train_challenger(project.settings, window, "manual", airflow_run_id)
+    monkeypatch.setattr(registry, "_log_sklearn", real)
+    again = train_challenger(project.settings, window, "manual", airflow_run_id)
+    exp = mlflow_client.get_experiment_by_name(project.name)
+    runs = mlflow_client.search_runs([exp.experiment_id], f"tags.`driftloop.airflow_run_id` = '{airflow_run_id}'")
+    assert [r.info.run_id for r in runs] == [again["run_id"]] and again["version"] == 2 and not again["reused"]
+    history = mlflow_client.get_metric_history(again["run_id"], f"cv_{project.settings.model.metric}")
+    assert sorted(m.step for m in history) == list(range(project.settings.training.folds))
+    assert len(mlflow_client.get_metric_history(again["run_id"], f"cv_{project.settings.model.metric}_mean")) == 1
+    assert mlflow_client.get_run(again["run_id"]).info.status == "FINISHED"
