@@ -49,7 +49,6 @@ SCENARIOS = ["none", "mild_shift", "strong_shift", "variance", "frequencies", "n
 OURS = """
 import json, resource, sys, time
 t0 = time.perf_counter()
-import pandas as pd
 from include.config import load_settings
 from include import drift
 from include.landing import read_table
