@@ -109,6 +109,18 @@ class Driver:
         verb = "promoted to @champion" if promoted.get("promoted") else "kept as @challenger"
         return f"v{trained.get('version')} {verb}: {promoted.get('reason', '?')} ({trained.get('mlflow_url')})"
 
+    def wait_until_idle(self, dag_id: str, timeout: float = 300) -> bool:
+        """Waits until ``dag_id`` has no queued or running run at two looks a few seconds apart (the
+        scheduler turns a waiting asset event into a run on its next loop); False on timeout."""
+        deadline, quiet = time.monotonic() + timeout, 0
+        while time.monotonic() < deadline:
+            busy = any(r["state"] in ("queued", "running") for r in self.airflow.runs(dag_id))
+            quiet = 0 if busy else quiet + 1
+            if quiet == 2:
+                return True
+            time.sleep(3)
+        return False
+
     def wait_for_verdict(self, start: datetime, end: datetime, timeout: float = 600) -> dict:
         from include.storage import Storage
 
@@ -202,6 +214,10 @@ def bootstrap(driver: Driver, until: datetime, every: timedelta, start: datetime
             raise RuntimeError(f"ingest of [{s.isoformat()}, {e.isoformat()}) failed; see the Airflow UI (quarantine: {settings.storage})")
         gated_rows += (gated or {}).get("rows") or 0
         driver.say(f"ingest {s:%Y-%m-%d}..{e:%Y-%m-%d}: {(gated or {}).get('rows')} rows passed the gate")
+    # the history's own monitor runs end before the first champion exists: one still queued when
+    # it is registered would judge a window of the champion's training rows (monitor runs one at a time)
+    if not driver.wait_until_idle("monitor"):
+        driver.say("monitor still has runs of the history queued; training the first champion anyway")
     hours = int(settings.training.window.total_seconds() // 3600)
     window = f"{hours // 24}D" if hours % 24 == 0 else f"{hours}H"
     run_id, state = driver.retrain(until, window, "initial")
