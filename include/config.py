@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from include import stattests
+from include import estimators, stattests
 from include.errors import DriftloopError
 
 DEFAULT_CONFIG = Path(__file__).with_name("demo.yaml")
@@ -107,7 +107,28 @@ class DataSettings(_Section):
 class ModelSettings(_Section):
     task: Literal["classification", "regression"]
     metric: str
+    # a name of include.estimators.ESTIMATORS: the whole pipeline (preprocessing and model)
+    estimator: str = estimators.DEFAULT
+    # the estimator's own parameters (scikit-learn's names), over its defaults
     params: dict[str, float | int | str | None] = Field(default_factory=dict)
+
+    @field_validator("estimator")
+    @classmethod
+    def _known_estimator(cls, name: str) -> str:
+        if name not in estimators.ESTIMATORS:
+            raise ValueError(f"unknown estimator {name!r}; choose one of {sorted(estimators.ESTIMATORS)}")
+        return name
+
+    @model_validator(mode="after")
+    def _params_fit_the_estimator(self, info: ValidationInfo) -> ModelSettings:
+        # builds the estimator, which imports scikit-learn: only where the metric is checked too
+        if not (info.context or {}).get("check_metric", True) or self.estimator not in estimators.ESTIMATORS:
+            return self
+        known = estimators.parameter_names(self.estimator, self.task)
+        unknown = sorted(set(self.params) - known)
+        if unknown:
+            raise ValueError(f"model.params {unknown} are not parameters of {self.estimator} for {self.task}; it takes {sorted(known)}")
+        return self
 
     @field_validator("metric")
     @classmethod

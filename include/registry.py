@@ -292,14 +292,21 @@ def find_training_run(experiment: str, airflow_run_id: str) -> dict | None:
     return None
 
 
-def _pip_requirements() -> list[str]:
-    # Named explicitly: MLflow's own inference loads the model in a subprocess and costs seconds.
+BASE_REQUIREMENTS = ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "skops")
+
+
+def pip_requirements(estimator: str) -> list[str]:
+    """What loading a model of ``estimator`` needs, pinned at the installed versions: the base
+    packages plus the estimator's own (``include.estimators``). Named explicitly: MLflow's own
+    inference loads the model in a subprocess and costs seconds."""
     from importlib.metadata import version
 
-    return [f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "skops")]
+    from include.estimators import get
+
+    return [f"{pkg}=={version(pkg)}" for pkg in dict.fromkeys((*BASE_REQUIREMENTS, *get(estimator).requirements))]
 
 
-def _log_sklearn(model, name: str, example, task: str, registered_model_name: str | None = None):
+def _log_sklearn(model, name: str, example, task: str, estimator: str, registered_model_name: str | None = None):
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
@@ -318,7 +325,7 @@ def _log_sklearn(model, name: str, example, task: str, registered_model_name: st
             pyfunc_predict_fn="predict_proba" if task == "classification" else "predict",
             serialization_format="skops",
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
-            pip_requirements=_pip_requirements(),
+            pip_requirements=pip_requirements(estimator),
         )
 
 
@@ -332,7 +339,14 @@ def finish_registration(name: str, version: int, tags: dict[str, str]) -> None:
     log.info("registered %s version %d as @%s", name, version, CHALLENGER)
 
 
-VERSION_TAGS = ("driftloop.reason", "driftloop.window_start", "driftloop.window_end", "driftloop.airflow_run_id", "driftloop.cv_mean")
+VERSION_TAGS = (
+    "driftloop.reason",
+    "driftloop.window_start",
+    "driftloop.window_end",
+    "driftloop.airflow_run_id",
+    "driftloop.cv_mean",
+    "driftloop.estimator",
+)
 
 
 def version_tags(run) -> dict[str, str]:
@@ -412,6 +426,7 @@ def log_training_run(
         "driftloop.window_end": window.end.isoformat(),
         "driftloop.airflow_run_id": airflow_run_id,
         "driftloop.cv_mean": f"{cv.mean:.6f}",
+        "driftloop.estimator": settings.model.estimator,
         # where the last fold's out-of-time rows start: the comparison with the champion uses them
         "driftloop.valid_start": cv.folds[-1].valid_start.isoformat(),
     }
@@ -428,6 +443,7 @@ def log_training_run(
             {
                 "task": settings.model.task,
                 "metric": metric,
+                "estimator": settings.model.estimator,
                 "folds": settings.training.folds,
                 "window": str(settings.training.window),
                 "rows": len(frame),
@@ -455,8 +471,9 @@ def log_training_run(
                 pd.DataFrame({"prediction": cv.oot, "target": frame[data.target].to_numpy()}).to_parquet(path, index=False)
                 mlflow.log_artifact(str(path), MONITORING_REFERENCE.rsplit("/", 1)[0])
         example = frame[data.features].head(5)
-        _log_sklearn(comparison_model, COMPARISON_MODEL, example, settings.model.task)
-        info = _log_sklearn(model, "model", example, settings.model.task, registered_model_name=settings.name)
+        estimator = settings.model.estimator
+        _log_sklearn(comparison_model, COMPARISON_MODEL, example, settings.model.task, estimator)
+        info = _log_sklearn(model, "model", example, settings.model.task, estimator, registered_model_name=settings.name)
         version = int(info.registered_model_version)
     finish_registration(settings.name, version, {k: tags[k] for k in VERSION_TAGS})
     return {"run_id": run.info.run_id, "version": version}

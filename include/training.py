@@ -12,17 +12,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from include import estimators
+
 log = logging.getLogger(__name__)
 
-# The scikit-learn types a driftloop pipeline holds that skops does not trust by default. MLflow
-# serialises with skops, which refuses unnamed types; each is named here rather than falling back
-# to pickle. tests/unit/test_training.py checks the list covers both tasks' pipelines.
-SKOPS_TRUSTED_TYPES = [
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    # the ColumnTransformer keeps a partial of check_array for its input validation
-    "functools.partial",
-    "sklearn.utils.validation.check_array",
-]
+# The types a driftloop model may hold that skops does not trust by default, whichever estimator
+# made it (see include.estimators): MLflow serialises with skops, which refuses unnamed types; each
+# is named rather than falling back to pickle.
+SKOPS_TRUSTED_TYPES = estimators.trusted_types()
 
 
 @dataclass
@@ -76,27 +73,19 @@ class CVResult:
         ]
 
 
-def build_pipeline(task: str, numeric: list[str], categorical: list[str], params: dict | None = None, seed: int = 0):
-    """Preprocessing and a histogram gradient-boosting model, as one scikit-learn ``Pipeline``.
+def build_pipeline(
+    task: str, numeric: list[str], categorical: list[str], params: dict | None = None, seed: int = 0, estimator: str = estimators.DEFAULT
+):
+    """The configured model as one scikit-learn ``Pipeline``: preprocessing and ``estimator``
+    (``include.estimators``; by default histogram gradient boosting, which takes missing numbers
+    as they are and ordinal-encoded categories as categories, unseen ones becoming missing)."""
+    return estimators.build(estimator, task, numeric, categorical, params, seed)
 
-    Numeric columns pass through (the booster handles missing values); categorical columns are
-    ordinal-encoded, unseen categories becoming missing, and the booster treats them as categories.
-    """
-    from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OrdinalEncoder
 
-    encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan, encoded_missing_value=np.nan)
-    pre = ColumnTransformer(
-        [("numeric", "passthrough", numeric), ("categorical", encoder, categorical)],
-        remainder="drop",
-        verbose_feature_names_out=False,
-    )
-    is_categorical = [False] * len(numeric) + [True] * len(categorical)
-    estimator_cls = HistGradientBoostingClassifier if task == "classification" else HistGradientBoostingRegressor
-    estimator = estimator_cls(categorical_features=is_categorical, random_state=seed, **(params or {}))
-    return Pipeline([("preprocess", pre), ("model", estimator)])
+def pipeline(settings):
+    """The unfitted pipeline ``settings.model`` describes."""
+    data, model_cfg = settings.data, settings.model
+    return build_pipeline(model_cfg.task, data.numeric, data.categorical, model_cfg.params, settings.training.seed, model_cfg.estimator)
 
 
 def time_folds(timestamps: pd.Series, folds: int) -> list[Fold]:
@@ -259,7 +248,7 @@ def rows(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
 def _run_fold(frame: pd.DataFrame, fold: Fold, settings) -> tuple[object, np.ndarray]:
     """Fits a fold's model on its training rows and scores its validation rows (sets ``fold.score``)."""
     data, model_cfg = settings.data, settings.model
-    model = build_pipeline(model_cfg.task, data.numeric, data.categorical, model_cfg.params, settings.training.seed)
+    model = pipeline(settings)
     train = rows(frame, fold.train_index)
     model.fit(train[data.features], train[data.target])
     del train
@@ -282,9 +271,8 @@ def _run_fold(frame: pd.DataFrame, fold: Fold, settings) -> tuple[object, np.nda
 
 def fit(frame: pd.DataFrame, settings):
     """Fits the configured pipeline on every row of ``frame``."""
-    data, model_cfg = settings.data, settings.model
-    model = build_pipeline(model_cfg.task, data.numeric, data.categorical, model_cfg.params, settings.training.seed)
-    return model.fit(frame[data.features], frame[data.target])
+    data = settings.data
+    return pipeline(settings).fit(frame[data.features], frame[data.target])
 
 
 def predict(model, frame: pd.DataFrame, features: list[str], task: str) -> np.ndarray:
