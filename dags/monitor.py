@@ -84,7 +84,12 @@ def monitor():
     # Evidently's methods on all rows of the interval and its reference (see BENCHMARKS.md for the
     # cost per million rows). Expanded over the intervals that were scored: one that failed to
     # score does not stop the drift check of the others.
-    @mlflow_task(outlets=[VERDICTS], execution_timeout=timedelta(hours=1), trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
+    @mlflow_task(
+        outlets=[VERDICTS],
+        execution_timeout=timedelta(hours=1),
+        trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS,
+        on_success_callback=ALERT_ON_RESULT,  # a business metric that fell
+    )
     def drift(scored: dict) -> dict:
         from include.monitoring import check_drift
         from include.storage import Window

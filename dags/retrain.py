@@ -99,7 +99,7 @@ def retrain():
         from include.storage import Window
 
         run_id = get_current_context()["run_id"]
-        return train_challenger(settings(), Window.parse(span["start"], span["end"]), span["reason"], run_id)
+        return train_challenger(settings(), Window.parse(span["start"], span["end"]), span["reason"], run_id, gated)
 
     @mlflow_task(execution_timeout=timedelta(hours=1))
     def evaluate(span: dict, trained: dict) -> dict:

@@ -75,7 +75,11 @@ def from_result(name: str, dag_id: str, run_id: str, task_id: str, result: dict 
     link = result.get("mlflow_url")
     if "promoted" in result:
         if not result["promoted"]:
-            return None
+            if not result.get("refused_by"):  # merely not better than the champion: nothing to hear about
+                return None
+            which = f"v{result['challenger']}" if result.get("challenger") is not None else "the challenger"
+            title = f"{name}: {which} refused by the {', '.join(result['refused_by'])} check(s)"
+            return Alert("rejected", title, result["reason"], dag_id, run_id, task_id, link, map_index)
         return Alert(
             "promotion", f"{name}: v{result['champion']} is the new champion", result["reason"], dag_id, run_id, task_id, link, map_index
         )
@@ -91,6 +95,14 @@ def from_result(name: str, dag_id: str, run_id: str, task_id: str, result: dict 
             subject = f"v{result['champion']}__{result.get('mode')}__{'_'.join(evidence)}" if evidence else None
             return Alert("degraded", title, result["reason"], dag_id, run_id, task_id, link, map_index, subject=subject)
         return None
+    worth = result.get("business")
+    if isinstance(worth, dict) and worth.get("fell") and "start" in result:
+        title = f"{name}: {worth['metric']} fell to {worth['value']:.4f} in [{result['start']}, {result['end']})"
+        text = (
+            f"{worth['metric']} {worth['value']:.4f} on {worth['rows']} rows against {worth['reference']:.4f} on champion "
+            f"v{result.get('model_version')}'s out-of-time rows: more than business.max_drop {worth['max_drop']} below"
+        )
+        return Alert("business", title, text, dag_id, run_id, task_id, link, map_index)
     if "unplaced" in result:
         return unplaced(name, dag_id, run_id, task_id, result["unplaced"], map_index)
     if "retrain_run_id" in result:

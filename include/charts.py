@@ -17,13 +17,15 @@ def _figure(width: float = 9, height: float = 4):
     return plt, fig, ax
 
 
-def _figure_with_strip():
+def _figure_with_strip(panel: bool = False):
+    """A main plot over a strip; ``panel``: and a third plot between them."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 1, figsize=(9, 5.2), dpi=100, sharex=True, gridspec_kw={"height_ratios": [4, 1.3]})
+    ratios = [4, 2, 1.3] if panel else [4, 1.3]
+    fig, axes = plt.subplots(len(ratios), 1, figsize=(9, 5.2 + 1.8 * panel), dpi=100, sharex=True, gridspec_kw={"height_ratios": ratios})
     return plt, fig, axes
 
 
@@ -56,7 +58,8 @@ def _png(plt, fig) -> bytes:
 
 
 def fold_chart(folds: list[dict], metric: str, title: str) -> bytes:
-    """Per-fold validation score of a time-based CV, each bar labelled with its validation span."""
+    """Per-fold validation score of a time-based CV, each bar labelled with its validation span,
+    and the dummy baseline's score on the same fold (a grey tick) where it is known."""
     plt, fig, ax = _figure()
     labels = [f"fold {f['fold']}\n{f['valid_start'][:10]}\n..{f['valid_end'][:10]}" for f in folds]
     scores = [f["score"] for f in folds]
@@ -65,6 +68,10 @@ def fold_chart(folds: list[dict], metric: str, title: str) -> bytes:
     ax.axhline(mean, color="black", linestyle="--", linewidth=1, label=f"mean {mean:.4f}")
     for i, s in enumerate(scores):
         ax.annotate(f"{s:.3f}", (i, s), ha="center", va="bottom", fontsize=8)
+    baselines = [f.get("baseline") for f in folds]
+    if all(b is not None for b in baselines):
+        ax.scatter(range(len(folds)), baselines, color="#7f7f7f", marker="_", s=900, linewidths=3, zorder=3, label="baseline (dummy)")
+        scores = scores + baselines  # the axis shows both
     low, high = min(scores), max(scores)
     pad = 0.1 * (high - low) + 0.02 * max(abs(low), abs(high), 1e-9)
     bottom = low - 2 * pad
@@ -76,6 +83,51 @@ def fold_chart(folds: list[dict], metric: str, title: str) -> bytes:
     return _png(plt, fig)
 
 
+def calibration_chart(target, predictions, title: str, bins: int = 10) -> bytes | None:
+    """A reliability diagram of out-of-time scores: per bin of predicted probability (quantile
+    bins), the share of positives, against the diagonal of a perfectly calibrated model; below it,
+    how many rows each bin holds. None when no row has a score."""
+    import numpy as np
+    from sklearn.calibration import calibration_curve
+
+    y, p = np.asarray(target, dtype="float64"), np.asarray(predictions, dtype="float64")
+    keep = ~(np.isnan(y) | np.isnan(p))
+    y, p = y[keep], p[keep]
+    if len(y) == 0 or len(np.unique(y)) < 2:
+        return None
+    observed, predicted = calibration_curve(y, p, n_bins=bins, strategy="quantile")
+    plt, fig, (ax, hist) = _figure_with_strip()
+    ax.plot([0, 1], [0, 1], color="#999999", linestyle="--", linewidth=1, label="perfectly calibrated")
+    ax.plot(predicted, observed, color="#1f77b4", marker="o", label=f"out-of-time scores ({len(y)} rows)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("observed share of positives")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8)
+    hist.hist(p, bins=20, range=(0, 1), color="#1f77b4", alpha=0.7)
+    hist.set_xlabel("predicted probability")
+    hist.set_ylabel("rows", fontsize=8)
+    return _png(plt, fig)
+
+
+def _business_panel(ax, worth: list) -> None:
+    """The business metric per interval, with the champion's own value on its out-of-time rows
+    (dashed) and a red mark where it fell by more than ``business.max_drop``."""
+    ends, records = [e for e, _ in worth], [w for _, w in worth]
+    ax.plot(ends, [w["value"] for w in records], color="#2ca02c", marker="o", label=records[-1]["metric"])
+    refs = [(e, w["reference"]) for e, w in worth if w.get("reference") is not None]
+    if refs:
+        ax.plot(
+            [e for e, _ in refs], [r for _, r in refs], color="#2ca02c", linestyle="--", linewidth=1, label="champion's own (out-of-time)"
+        )
+    fell = [(e, w["value"]) for e, w in worth if w.get("fell")]
+    if fell:
+        ax.scatter([e for e, _ in fell], [v for _, v in fell], color="#d62728", zorder=3, s=60, label="fell past business.max_drop")
+    ax.set_ylabel("business", fontsize=8)
+    ax.legend(loc="upper left", fontsize=7)
+    ax.grid(axis="y", color="#eeeeee")
+
+
 def drift_chart(verdicts: list[dict], threshold: float, metric: str) -> bytes | None:
     """A PNG of drift share and the live metric per interval, with the champion version, and the
     shadow's live metric where the previous champion scored too; below it, a strip of which
@@ -83,7 +135,11 @@ def drift_chart(verdicts: list[dict], threshold: float, metric: str) -> bytes | 
     labels (target drift)."""
     if not verdicts:
         return None
-    plt, fig, (ax, strip) = _figure_with_strip()
+    worth = [(pd.Timestamp(v["end"]), v["business"]) for v in verdicts if (v.get("business") or {}).get("value") is not None]
+    plt, fig, axes = _figure_with_strip(panel=bool(worth))
+    ax, strip = axes[0], axes[-1]
+    if worth:
+        _business_panel(axes[1], worth)
     ends = [pd.Timestamp(v["end"]) for v in verdicts]
     ax.bar(
         ends,

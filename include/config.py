@@ -169,6 +169,51 @@ class PromotionSettings(_Section):
     # how long the approval step waits for a human under mode: approval; unanswered, the
     # challenger is rejected (the run ends, @champion stays)
     approval_timeout: Duration = timedelta(hours=24)
+    # with a business metric: a challenger whose value on the comparison rows is lower than the
+    # champion's by more than this is not promoted
+    max_business_drop: float = Field(default=0.0, ge=0)
+
+
+class FairnessSettings(_Section):
+    """The fairness gate: ``metric`` per group of the column ``group`` on the comparison rows
+    (fairlearn's ``MetricFrame``); a challenger whose gap between the best and the worst group is
+    over ``max_gap`` is not promoted."""
+
+    group: str
+    metric: str = "selection_rate"
+    max_gap: float = Field(ge=0)
+    threshold: float = 0.5  # classification: the score from which a row is predicted positive
+    min_group_rows: int = Field(default=30, ge=1)  # smaller groups are shown, not judged
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, metric: str) -> str:
+        from include.fairness import METRICS
+
+        if metric not in METRICS:
+            raise ValueError(f"unknown fairness metric {metric!r}; choose one of {sorted(METRICS)}")
+        return metric
+
+
+class ValueMatrix(_Section):
+    """What one row is worth by its outcome: acted on (score >= threshold) and positive (tp), acted
+    on and negative (fp), not acted on and positive (fn), neither (tn)."""
+
+    tp: float
+    fp: float
+    fn: float = 0.0
+    tn: float = 0.0
+
+
+class BusinessSettings(_Section):
+    """The business metric tracked in every verdict and checked at promotion (``include.business``)."""
+
+    metric: Literal["approval_rate", "expected_value"]
+    threshold: float = 0.5
+    values: ValueMatrix | None = None  # expected_value, classification
+    unit_value: float = Field(default=1.0, gt=0)  # expected_value, regression: the cost of one unit of error
+    # an interval whose value is more than this below the champion's own (on its out-of-time rows) is alerted on
+    max_drop: float = Field(default=0.0, ge=0)
 
 
 class MlflowSettings(_Section):
@@ -263,7 +308,7 @@ class ScheduleSettings(_Section):
     late: Literal["alert", "reingest"] = "alert"
 
 
-AlertKind = Literal["failure", "unplaced", "late", "quality", "drift", "promotion", "rollback", "degraded"]
+AlertKind = Literal["failure", "unplaced", "late", "quality", "drift", "promotion", "rejected", "rollback", "degraded", "business"]
 
 
 class AlertsSettings(_Section):
@@ -271,7 +316,7 @@ class AlertsSettings(_Section):
     ``connection`` when it is defined (its URL is a secret, so it never sits in this file)."""
 
     connection: str | None = "driftloop_alerts"
-    on: list[AlertKind] = ["failure", "unplaced", "late", "quality", "drift", "promotion", "rollback", "degraded"]
+    on: list[AlertKind] = ["failure", "unplaced", "late", "quality", "drift", "promotion", "rejected", "rollback", "degraded", "business"]
 
 
 class Settings(_Section):
@@ -286,7 +331,24 @@ class Settings(_Section):
     schedule: ScheduleSettings = ScheduleSettings()
     alerts: AlertsSettings = AlertsSettings()
     mlflow: MlflowSettings = MlflowSettings()
+    fairness: FairnessSettings | None = None
+    business: BusinessSettings | None = None
     source: str | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _gates_fit_the_task(self) -> Settings:
+        if self.fairness is not None:
+            from include.fairness import METRICS
+
+            task = METRICS[self.fairness.metric][0]
+            if task != self.model.task:
+                raise ValueError(f"fairness.metric {self.fairness.metric!r} is for {task}; model.task is {self.model.task}")
+            if self.fairness.group in (self.data.target, self.data.timestamp, self.data.id):
+                raise ValueError(f"fairness.group {self.fairness.group!r} is the target, timestamp or id column: name a column of groups")
+        business = self.business
+        if business is not None and business.metric == "expected_value" and self.model.task == "classification" and business.values is None:
+            raise ValueError("business.values {tp, fp, fn, tn} is required for expected_value on a classification task")
+        return self
 
     @model_validator(mode="after")
     def _drift_methods_fit_their_columns(self) -> Settings:

@@ -65,7 +65,9 @@ def labelled_rows(frame: pd.DataFrame, settings) -> pd.DataFrame:
     return rows[rows[data.target].notna()] if data.target in rows.columns else rows.iloc[0:0]
 
 
-def output_drift(settings, champion: registry.VersionInfo, current: pd.DataFrame, predictions: pd.Series) -> dict:
+def output_drift(
+    settings, champion: registry.VersionInfo, current: pd.DataFrame, predictions: pd.Series, reference: pd.DataFrame | None = None
+) -> dict:
     """Prediction drift (the interval's scores against the out-of-time scores of the champion's
     training window: its last CV fold's rows, scored by that fold's model) and target drift (the interval's labels, where they have come, against the
     training window's), each with its method and threshold as for a feature column
@@ -74,13 +76,16 @@ def output_drift(settings, champion: registry.VersionInfo, current: pd.DataFrame
     Neither counts towards the drift share: they say why a drift matters (the scores moved) or
     confirm it (the outcomes moved), and are in the verdict, its MLflow run and the drift chart.
 
+    Args:
+        reference: the champion's ``registry.monitoring_reference`` when the caller has it.
+
     Returns:
         ``{"prediction_drift": {...}, "target_drift": {...}}``, each as a column of
         ``include.drift.column_drift``, or with status ``no_reference`` (a champion trained before
         out-of-time scores were kept) or ``no_labels``.
     """
     chosen = settings.monitoring
-    reference = registry.monitoring_reference(champion)
+    reference = registry.monitoring_reference(champion) if reference is None else reference
     if reference is None:
         missing = unjudged("no_reference", f"v{champion.version} was trained before driftloop kept its out-of-time scores")
         return {"prediction_drift": missing, "target_drift": missing}
@@ -113,7 +118,8 @@ def target_drift(settings, reference: pd.Series, current: pd.Series) -> dict:
 VERDICT_KEYS = (
     "start", "end", "rows", "model_version", "reference_window", "reference_rows",
     "drift", "drift_share", "drifted_columns", "drifted", "column_issues", "columns", "prediction_drift", "target_drift",
-    "metric", "live_metric", "labelled_rows", "shadow_version", "shadow_metric", "report", "gate_warnings", "handled", "demoted", "mlflow_run_id",
+    "metric", "live_metric", "labelled_rows", "shadow_version", "shadow_metric", "business", "report", "gate_warnings", "handled", "demoted",
+    "mlflow_run_id",
 )  # fmt: skip
 
 
@@ -173,6 +179,10 @@ def score_interval(settings, window: Window) -> dict:
     labelled = labelled_rows(frame, settings)
     made = out.loc[labelled.index]  # the labelled rows' scores as just made (labelled keeps frame's index)
     live = live_metric(model, labelled, settings, made["prediction"].to_numpy())
+    worth = None
+    if settings.business is not None:
+        classes = [c.item() if hasattr(c, "item") else c for c in getattr(model, "classes_", [])] or None
+        worth = interval_business(settings, out["prediction"].to_numpy(), made["prediction"].to_numpy(), labelled, classes)
     shadow_live = live_metric(shadow, labelled, settings, made["shadow_prediction"].to_numpy()) if shadow is not None else None
     log.info("scored %d rows with %s v%d; live %s = %s", len(out), settings.name, champion.version, settings.model.metric, live)
     if shadow is not None:
@@ -185,6 +195,45 @@ def score_interval(settings, window: Window) -> dict:
         "labelled_rows": len(labelled),
         "shadow_version": shadow_version,
         "shadow_metric": shadow_live,
+        "business": worth,
+    }
+
+
+def interval_business(settings, scores: np.ndarray, labelled_scores: np.ndarray, labelled: pd.DataFrame, classes: list | None) -> dict:
+    """The interval's business value (``include.business``): ``approval_rate`` over every scored
+    row, ``expected_value`` over the labelled ones; with the champion's ``classes``."""
+    from include import business
+
+    chosen = settings.business
+    if business.needs_labels(chosen.metric):
+        target = label_values(labelled, settings, "the interval's labelled rows").to_numpy()
+        result = business.value(chosen, settings.model.task, labelled_scores, target, classes)
+    else:
+        result = business.value(chosen, settings.model.task, scores, None, classes)
+    return {**result, "classes": classes}
+
+
+def business_verdict(settings, worth: dict | None, reference: pd.DataFrame | None) -> dict | None:
+    """The verdict's business record: the interval's value against the champion's own on its
+    out-of-time rows (``reference``), and whether it fell by more than ``business.max_drop``."""
+    if settings.business is None or worth is None:
+        return None
+    from include import business
+
+    chosen = settings.business
+    base = None
+    if reference is not None:
+        scored = reference[reference["prediction"].notna()]
+        base = business.value(
+            chosen, settings.model.task, scored["prediction"].to_numpy(), scored["target"].to_numpy(), worth.get("classes")
+        )["value"]
+    return {
+        "metric": worth["metric"],
+        "value": worth["value"],
+        "rows": worth["rows"],
+        "reference": base,
+        "max_drop": chosen.max_drop,
+        "fell": business.fell(worth["value"], base, chosen.max_drop),
     }
 
 
@@ -223,7 +272,9 @@ def check_drift(settings, window: Window, scored: dict) -> dict:
     reference = reference_frame(settings, storage, champion)
     columns = column_drift(reference, current, data, settings.monitoring.columns)
     decision = drift_decision(columns, settings.monitoring.drift_share)
-    outputs = output_drift(settings, champion, current, storage.read_parquet(scored["predictions"])["prediction"])
+    kept = registry.monitoring_reference(champion)
+    outputs = output_drift(settings, champion, current, storage.read_parquet(scored["predictions"])["prediction"], kept)
+    worth = business_verdict(settings, scored.get("business"), kept)
     for what, result in outputs.items():
         log.info(
             "interval %s: %s %s (%s %s, threshold %s; %s)",
@@ -253,6 +304,7 @@ def check_drift(settings, window: Window, scored: dict) -> dict:
         labelled_rows=scored.get("labelled_rows", 0),
         shadow_version=scored.get("shadow_version"),
         shadow_metric=scored.get("shadow_metric"),
+        business=worth,
         # drawn next by draw_report (its own task: the verdict does not wait for the pictures)
         report=storage.report_path(window, "drift.html"),
         # findings of gate rules set to warn (quality.severity) on the batches curated for it
@@ -287,6 +339,7 @@ def check_drift(settings, window: Window, scored: dict) -> dict:
         },
         "prediction_drift": outputs["prediction_drift"]["drifted"],
         "target_drift": outputs["target_drift"]["drifted"],
+        "business": worth,
         "mlflow_url": url,
     }
 

@@ -393,8 +393,9 @@ def log_training_run(
     comparison_model,
     frame,
     gate_profile: dict,
-    figure_png: bytes | None,
+    figures: dict[str, bytes | None],
     resume_run_id: str | None = None,
+    gate: dict | None = None,
 ) -> dict:
     """Logs one retrain as an MLflow run and registers its model as a new version.
 
@@ -408,15 +409,19 @@ def log_training_run(
         comparison_model: the last fold's pipeline (trained before the out-of-time rows).
         frame: the training rows (logged as the dataset input).
         gate_profile: the window's profile; the gate uses it once this version is champion.
-        figure_png: the fold-metrics chart.
+        figures: PNG pictures by artifact path (``cv/folds.png``, ``cv/calibration.png``); None
+            values are left out.
         resume_run_id: the run an earlier attempt of this Airflow run started and never finished
             registering: it is continued (metrics it logged already are not logged twice).
+        gate: the gate's result on the window (``retraining.gate_window``), kept for the card.
 
     Returns:
         ``{"run_id", "version"}``.
     """
     import mlflow
     import pandas as pd
+
+    from include import provenance
 
     data, metric = settings.data, settings.model.metric
     exp_id = experiment_id(settings.name)
@@ -429,6 +434,10 @@ def log_training_run(
         "driftloop.estimator": settings.model.estimator,
         # where the last fold's out-of-time rows start: the comparison with the champion uses them
         "driftloop.valid_start": cv.folds[-1].valid_start.isoformat(),
+        # the last fold's dummy baseline, which the comparison rows are also scored with
+        "driftloop.baseline": json.dumps(cv.baseline, sort_keys=True),
+        "driftloop.config_digest": provenance.config_digest(settings),
+        "driftloop.code_version": provenance.code_version(),
     }
     if resume_run_id is None:
         start = {"experiment_id": exp_id, "run_name": f"retrain {window.end:%Y-%m-%d} ({reason})", "tags": tags}
@@ -438,7 +447,10 @@ def log_training_run(
     with mlflow.start_run(**start) as run:
         c = client()
         logged = set(c.get_run(run.info.run_id).data.metrics) if resume_run_id else set()
-        steps = {m.step for m in c.get_metric_history(run.info.run_id, f"cv_{metric}")} if f"cv_{metric}" in logged else set()
+
+        def steps(key: str) -> set[int]:
+            return {m.step for m in c.get_metric_history(run.info.run_id, key)} if key in logged else set()
+
         mlflow.log_params(
             {
                 "task": settings.model.task,
@@ -451,20 +463,28 @@ def log_training_run(
                 **{f"model.{k}": v for k, v in settings.model.params.items()},
             }
         )
-        for fold in cv.folds:
-            if fold.number not in steps:
-                mlflow.log_metric(f"cv_{metric}", fold.score, step=fold.number)
-        for key, value in ((f"cv_{metric}_mean", cv.mean), (f"cv_{metric}_std", cv.std)):
-            if key not in logged:
-                mlflow.log_metric(key, value)
-        mlflow.log_input(training_dataset(frame, f"{settings.name}-{window.key}", data.target), context="training")
+        for key, means in fold_metrics(cv, metric).items():
+            done = steps(key)
+            for step, value in means["folds"].items():
+                if step not in done:
+                    mlflow.log_metric(key, value, step=step)
+            for suffix in ("mean", "std"):
+                if means.get(suffix) is not None and f"{key}_{suffix}" not in logged:
+                    mlflow.log_metric(f"{key}_{suffix}", means[suffix])
+        dataset = training_dataset(frame, f"{settings.name}-{window.key}", data.target)
+        mlflow.log_input(dataset, context="training")
+        mlflow.set_tag("driftloop.data_digest", dataset.digest)
         mlflow.log_dict(cv.summary(), "cv/folds.json")
         mlflow.log_dict(gate_profile, "gate/profile.json")
+        if gate is not None:
+            mlflow.log_dict(gate, "gate/summary.json")
         with tempfile.TemporaryDirectory() as tmp:
-            if figure_png is not None:
-                path = Path(tmp) / "folds.png"
-                path.write_bytes(figure_png)
-                mlflow.log_artifact(str(path), "cv")
+            for artifact, png in figures.items():
+                if png is not None:
+                    folder, _, filename = artifact.rpartition("/")
+                    path = Path(tmp) / filename
+                    path.write_bytes(png)
+                    mlflow.log_artifact(str(path), folder or None)
             if cv.oot is not None:
                 # what monitoring compares an interval's scores and labels with
                 path = Path(tmp) / MONITORING_REFERENCE.rsplit("/", 1)[-1]
@@ -479,13 +499,72 @@ def log_training_run(
     return {"run_id": run.info.run_id, "version": version}
 
 
+def write_card(facts: dict) -> None:
+    """Stores a model card: its facts and Markdown on the training run, and the Markdown (within
+    MLflow's limit) as the registered version's description. Each write replaces the last."""
+    from include import cards
+
+    c = client()
+    c.log_dict(facts["run_id"], facts, cards.FACTS_ARTIFACT)
+    c.log_text(facts["run_id"], cards.render(facts), cards.CARD_ARTIFACT)
+    c.update_model_version(facts["name"], str(facts["version"]), description=cards.description(facts))
+
+
+def run_artifact_dict(run_id: str, path: str) -> dict | list | None:
+    """A JSON artifact of a run, or None when the run has none there."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}")
+    except (MlflowException, OSError):
+        return None
+
+
+def fold_metrics(cv, metric: str) -> dict[str, dict]:
+    """What a training run logs per fold: ``{key: {"folds": {fold: value}, "mean", "std"}}`` for
+    the primary metric (``cv_<metric>``), the baseline's (``baseline_cv_<metric>``, mean only) and
+    each secondary metric (``cv_<name>``; one that equals the primary scorer is left out)."""
+    import numpy as np
+
+    out = {f"cv_{metric}": {"folds": {f.number: f.score for f in cv.folds}, "mean": cv.mean, "std": cv.std}}
+    if cv.baseline_mean is not None:
+        out[f"baseline_cv_{metric}"] = {"folds": {f.number: f.baseline for f in cv.folds}, "mean": cv.baseline_mean}
+    names = dict.fromkeys(k for f in cv.folds for k in f.metrics)
+    for name in names:
+        key = f"cv_{name}"
+        if key in out:
+            continue
+        values = {f.number: f.metrics[name] for f in cv.folds if f.metrics.get(name) is not None}
+        if values:
+            out[key] = {"folds": values, "mean": float(np.mean(list(values.values()))), "std": float(np.std(list(values.values())))}
+    return out
+
+
+def metric_key(text: str) -> str:
+    """``text`` as a part of an MLflow metric name (letters, digits, ``_ - . /`` and spaces)."""
+    return re.sub(r"[^A-Za-z0-9_\-. /]", "_", str(text))[:200] or "_"
+
+
 def log_comparison(run_id: str, metric: str, result: dict) -> None:
     """Records the challenger-versus-champion comparison on the training run."""
     c = client()
     c.log_metric(run_id, f"holdout_{metric}", result["challenger_score"])
     if result.get("champion_score") is not None:
         c.log_metric(run_id, f"champion_holdout_{metric}", result["champion_score"])
+    if result.get("baseline_score") is not None:
+        c.log_metric(run_id, f"baseline_holdout_{metric}", result["baseline_score"])
     c.log_metric(run_id, "holdout_rows", result["rows"])
+    fair, worth = result.get("fairness"), result.get("business")
+    for role, prefix in (("challenger", ""), ("champion", "champion_")):
+        if fair and fair.get(role):
+            if fair[role]["gap"] is not None:
+                c.log_metric(run_id, f"{prefix}fairness_gap", fair[role]["gap"])
+            for group, value in fair[role]["by_group"].items():
+                if value is not None:
+                    c.log_metric(run_id, f"{prefix}fairness_{fair[role]['metric']}.{metric_key(group)}", value)
+        if worth and worth.get(role) and worth[role]["value"] is not None:
+            c.log_metric(run_id, f"{prefix}business_{worth[role]['metric']}", worth[role]["value"])
     c.set_tag(run_id, "driftloop.decision", "promote" if result["better"] else "keep_champion")
     c.set_tag(run_id, "driftloop.compared_with", str(result.get("champion_version")))
 
@@ -685,6 +764,9 @@ def log_monitoring_run(settings, window, verdict: dict) -> str:
             mlflow.set_tag(f"driftloop.{what}", {True: "true", False: "false"}.get(result.get("drifted"), result.get("status", "n/a")))
             if result.get("score") is not None:
                 mlflow.log_metric(f"{what}_score", result["score"])
+        worth = verdict.get("business") or {}
+        if worth.get("value") is not None:
+            mlflow.log_metric(f"business_{worth['metric']}", worth["value"])
         if verdict.get("shadow_version") is not None:
             mlflow.set_tag("driftloop.shadow_version", str(verdict["shadow_version"]))
             if verdict.get("shadow_metric") is not None:

@@ -6,12 +6,14 @@ Each function is what one task of the ``retrain`` DAG calls; each returns a smal
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Literal, NotRequired, TypedDict
 
 import pandas as pd
 
-from include import charts, promotion, quality, registry, training
+from include import cards, charts, promotion, quality, registry, training
+from include.config import Settings
 from include.drift import plain_features
 from include.errors import DataError
 from include.labels import label_values, with_labels
@@ -77,28 +79,34 @@ def gate_window(settings, window: Window) -> dict:
         raise DataError(
             f"training window {window.as_dict()} has {len(frame)} labelled rows; training.min_rows is {settings.training.min_rows}"
         )
-    return {"rows": len(frame), "checks": report["checks"]}
+    return {"rows": len(frame), "checks": report["checks"], "learned_from": report["profile_window"], "warnings": report["warnings"]}
 
 
-def train_challenger(settings, window: Window, reason: str, airflow_run_id: str) -> dict:
+def train_challenger(settings: Settings, window: Window, reason: str, airflow_run_id: str, gate: dict | None = None) -> dict:
     """Time-based CV, a fit on the whole window, an MLflow run and a new version ``@challenger``.
 
     Re-running the same Airflow run returns the version it registered before instead of
     registering another.
 
     Returns:
-        ``{"run_id", "version", "cv_mean", "valid_start", "reused"}``.
+        ``{"run_id", "version", "cv_mean", "baseline_cv_mean", "baseline", "valid_start", "reused",
+        "mlflow_url"}``; ``baseline`` is the last fold's dummy (``training.baseline_of``).
     """
     metric = settings.model.metric
     found = registry.find_training_run(settings.name, airflow_run_id)
     if found is not None and found["version"] is not None:
         run = found["run"]
         registry.finish_registration(settings.name, found["version"], registry.version_tags(run))
+        if registry.run_artifact_dict(found["run_id"], cards.FACTS_ARTIFACT) is None:  # the attempt died before its card
+            registry.write_card(card_facts(settings, found["version"], run))
         log.info("run %s already registered version %d; reusing it", found["run_id"], found["version"])
+        baseline = run.data.tags.get("driftloop.baseline")
         return {
             "run_id": found["run_id"],
             "version": found["version"],
             "cv_mean": run.data.metrics.get(f"cv_{metric}_mean"),
+            "baseline_cv_mean": run.data.metrics.get(f"baseline_cv_{metric}_mean"),
+            "baseline": json.loads(baseline) if baseline else None,
             "valid_start": run.data.tags["driftloop.valid_start"],
             "reused": True,
             "mlflow_url": registry.run_url(found["run_id"]),
@@ -110,16 +118,83 @@ def train_challenger(settings, window: Window, reason: str, airflow_run_id: str)
     gate_profile = quality.profile(curated, settings.data, window)
     del curated
     cv, comparison_model, model = training.cross_validate_and_fit(frame, settings)
-    png = charts.fold_chart(
-        cv.summary(), metric, f"{settings.name}: time-based CV, window {window.start:%Y-%m-%d} to {window.end:%Y-%m-%d} ({reason})"
-    )
+    span = f"window {window.start:%Y-%m-%d} to {window.end:%Y-%m-%d} ({reason})"
+    figures = {"cv/folds.png": charts.fold_chart(cv.summary(), metric, f"{settings.name}: time-based CV, {span}")}
+    if settings.model.task == "classification":
+        title = f"{settings.name}: calibration of the folds' out-of-time scores, {span}"
+        figures["cv/calibration.png"] = charts.calibration_chart(frame[settings.data.target], cv.oot_all, title)
     resume = found["run_id"] if found is not None else None  # an earlier attempt's run, nothing registered
     info = registry.log_training_run(
-        settings, window, reason, airflow_run_id, cv, model, comparison_model, frame, gate_profile, png, resume
+        settings, window, reason, airflow_run_id, cv, model, comparison_model, frame, gate_profile, figures, resume, gate
     )
+    registry.write_card(card_facts(settings, info["version"], registry.client().get_run(info["run_id"])))
     url = registry.run_url(info["run_id"])
     log.info("MLflow run: %s", url or info["run_id"])
-    return {**info, "cv_mean": cv.mean, "valid_start": cv.folds[-1].valid_start.isoformat(), "reused": False, "mlflow_url": url}
+    return {
+        **info,
+        "cv_mean": cv.mean,
+        "baseline_cv_mean": cv.baseline_mean,
+        "baseline": cv.baseline,
+        "valid_start": cv.folds[-1].valid_start.isoformat(),
+        "reused": False,
+        "mlflow_url": url,
+    }
+
+
+def card_facts(settings: Settings, version: int, run) -> cards.CardFacts:
+    """A new version's card facts, read back from its training run (what an auditor can read too)."""
+    tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+    metric = settings.model.metric
+    baseline = tags.get("driftloop.baseline")
+    return cards.CardFacts(
+        name=settings.name,
+        version=version,
+        run_id=run.info.run_id,
+        run_url=registry.run_url(run.info.run_id),
+        task=params.get("task", settings.model.task),
+        metric=metric,
+        estimator=params.get("estimator", settings.model.estimator),
+        params={k.removeprefix("model."): v for k, v in params.items() if k.startswith("model.")},
+        # a version registered outside driftloop has none of its tags: its card says what is known
+        window_start=tags.get("driftloop.window_start", "unknown"),
+        window_end=tags.get("driftloop.window_end", "unknown"),
+        rows=int(params.get("rows", 0)),
+        reason=tags.get("driftloop.reason", "unknown"),
+        trigger=retrain_trigger(settings, tags.get("driftloop.airflow_run_id", "")),
+        airflow_run_id=tags.get("driftloop.airflow_run_id", ""),
+        data_digest=tags.get("driftloop.data_digest", "unknown"),
+        config_digest=tags.get("driftloop.config_digest", "unknown"),
+        code_version=tags.get("driftloop.code_version", "unknown"),
+        gate=registry.run_artifact_dict(run.info.run_id, "gate/summary.json"),
+        folds=registry.run_artifact_dict(run.info.run_id, "cv/folds.json") or [],
+        cv_mean=metrics.get(f"cv_{metric}_mean"),
+        baseline=json.loads(baseline) if baseline else None,
+        baseline_cv_mean=metrics.get(f"baseline_cv_{metric}_mean"),
+        decision=None,
+    )
+
+
+def retrain_trigger(settings: Settings, airflow_run_id: str) -> str | None:
+    """In words, what started a drift retrain: the drifted intervals drift_watch answered with it
+    (None for other retrains, or before drift_watch recorded them)."""
+    from include.monitoring import drift_state
+
+    verdicts, triggers = drift_state(settings)
+    for trigger in triggers:
+        if trigger["retrain_run_id"] == airflow_run_id:
+            shares = {Window.parse(v["start"], v["end"]).key: v["drift_share"] for v in verdicts}
+            said = [f"{key} (drift share {shares[key]:.2f})" if key in shares else key for key in trigger["verdicts"]]
+            return "drifted intervals " + ", ".join(said)
+    return None
+
+
+def _update_card(settings: Settings, trained: dict, **facts) -> None:
+    """Adds ``facts`` (comparison, decision) to the version's card and writes it again."""
+    run_id = trained.get("run_id") or registry.get_version(settings.name, trained["version"]).run_id
+    stored = registry.run_artifact_dict(run_id, cards.FACTS_ARTIFACT)
+    if stored is None:
+        stored = card_facts(settings, trained["version"], registry.client().get_run(run_id))
+    registry.write_card({**stored, **facts})
 
 
 def evaluate_challenger(settings, window: Window, trained: dict) -> dict:
@@ -142,19 +217,24 @@ def evaluate_challenger(settings, window: Window, trained: dict) -> dict:
     rows = load_training_frame(settings, Window.parse(trained["valid_start"], window.end))
     challenger_model = registry.load_model(f"runs:/{trained['run_id']}/{registry.COMPARISON_MODEL}")
     champion_model = registry.load_model(f"models:/{settings.name}/{champion.version}") if champion else None
+    means = (trained["cv_mean"], trained["baseline_cv_mean"]) if trained.get("baseline_cv_mean") is not None else None
     try:
-        result = promotion.compare(settings, rows, challenger_model, champion_model, champion)
+        result = promotion.compare(settings, rows, challenger_model, champion_model, champion, trained.get("baseline"), means)
     except promotion.PromotionRejected as err:
-        result = {
-            "rows": 0,
-            "challenger_score": None,
-            "champion_score": None,
-            "champion_version": champion.version,
-            "better": False,
-            "reason": str(err),
-        }
+        result = promotion.Comparison(
+            rows=0,
+            rows_start=None,
+            rows_end=None,
+            challenger_score=None,
+            champion_score=None,
+            champion_version=champion.version,
+            checks=[promotion.Check(check="champion", passed=False, detail=str(err))],
+            better=False,
+            reason=str(err),
+        )
     if result["challenger_score"] is not None:
         registry.log_comparison(trained["run_id"], settings.model.metric, result)
+    _update_card(settings, trained, comparison=result, decision=None)
     log.info("comparison: %s", result["reason"])
     return {**result, "mlflow_url": trained.get("mlflow_url")}
 
@@ -175,16 +255,23 @@ def promote(settings, trained: dict, comparison: dict, airflow_run_id: str) -> P
     """
     name = settings.name
     done = registry.recorded_move(name, airflow_run_id)
+    refused_by = [c["check"] for c in comparison.get("checks", []) if not c["passed"] and c["check"] in promotion.GATES]
     if done is None and not comparison["better"]:
         registry.client().set_model_version_tag(name, str(trained["version"]), "driftloop.decision", "rejected")
-        done = registry.record_move(
-            name, airflow_run_id, {"action": "keep", "champion": promotion.champion_now(name), "reason": comparison["reason"]}
-        )
+        keep = {"action": "keep", "champion": promotion.champion_now(name), "reason": comparison["reason"], "refused_by": refused_by}
+        done = registry.record_move(name, airflow_run_id, keep)
     if done is None:
         plan = promotion.plan_move(name, "promote", trained["version"], comparison["champion_version"], comparison["reason"])
         done = registry.record_move(name, airflow_run_id, plan)
     if "to" not in done:  # a decision to keep the champion (or a record from before move plans)
-        result = PromotionResult(promoted=bool(done.get("promoted")), champion=done["champion"], reason=done["reason"], mlflow_url=None)
+        result = PromotionResult(
+            promoted=bool(done.get("promoted")),
+            champion=done["champion"],
+            reason=done["reason"],
+            mlflow_url=None,
+            refused_by=done.get("refused_by", []),
+            challenger=trained["version"],
+        )
     else:
         plan: MovePlan = done
 
@@ -192,7 +279,13 @@ def promote(settings, trained: dict, comparison: dict, airflow_run_id: str) -> P
             registry.client().set_model_version_tag(name, str(plan["to"]), "driftloop.decision", "promoted")
 
         applied = promotion.carry_out(name, airflow_run_id, plan, then=tag)
-        result = PromotionResult(promoted=True, champion=applied["to"], reason=applied["reason"], mlflow_url=None)
+        result = PromotionResult(
+            promoted=True, champion=applied["to"], reason=applied["reason"], mlflow_url=None, challenger=trained["version"]
+        )
+    before = comparison.get("champion_version") if result["promoted"] else result["champion"]
+    state = "promoted" if result["promoted"] else ("refused" if result.get("refused_by") else "kept")
+    decision = cards.Decision(state=state, reason=result["reason"], champion_before=before, refused_by=result.get("refused_by", []))
+    _update_card(settings, trained, decision=decision)
     return {**result, "mlflow_url": registry.version_url(name, result["champion"])}
 
 

@@ -7,7 +7,7 @@ scores and row indices, never changing their inputs.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,10 @@ class Fold:
     valid_start: pd.Timestamp
     valid_end: pd.Timestamp
     score: float | None = None
+    # the primary metric of the dummy baseline (``baseline_model``) fitted on the same training rows
+    baseline: float | None = None
+    # the secondary metrics (``SECONDARY``) on the validation rows, by their natural names and signs
+    metrics: dict[str, float | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -45,6 +49,12 @@ class CVResult:
     # folds' models learnt from fewer rows and score differently: a stable week read as drifted
     # against them (normed Wasserstein 0.12 against 0.07 here).
     oot: np.ndarray | None = None
+    # per row: the score of the fold model that validated it (every fold's validation rows), NaN
+    # for the first fold's training rows: what the calibration chart draws
+    oot_all: np.ndarray | None = None
+    # the baseline of the last fold (what the comparison rows are scored with): ``{"strategy",
+    # "value"}``, the positive class's prior or the target's mean on that fold's training rows
+    baseline: dict | None = None
 
     @property
     def scores(self) -> list[float]:
@@ -58,6 +68,21 @@ class CVResult:
     def std(self) -> float:
         return float(np.std(self.scores))
 
+    @property
+    def baseline_mean(self) -> float | None:
+        scores = [f.baseline for f in self.folds]
+        return None if any(s is None for s in scores) else float(np.mean(scores))
+
+    def metric_means(self) -> dict[str, float]:
+        """Each secondary metric's mean over the folds where it could be computed."""
+        names = dict.fromkeys(k for f in self.folds for k in f.metrics)
+        out = {}
+        for name in names:
+            values = [f.metrics.get(name) for f in self.folds if f.metrics.get(name) is not None]
+            if values:
+                out[name] = float(np.mean(values))
+        return out
+
     def summary(self) -> list[dict]:
         return [
             {
@@ -68,6 +93,8 @@ class CVResult:
                 "valid_start": f.valid_start.isoformat(),
                 "valid_end": f.valid_end.isoformat(),
                 "score": f.score,
+                "baseline": f.baseline,
+                "metrics": dict(f.metrics),
             }
             for f in self.folds
         ]
@@ -188,6 +215,48 @@ def _replayed(model, predictions: np.ndarray, rows: int):
     return Classifier()
 
 
+# Logged per fold beside the primary metric: natural name -> (scikit-learn scorer, sign that turns
+# the scorer's value back into the natural one: log loss, Brier score and errors are lower-better)
+SECONDARY: dict[str, dict[str, tuple[str, int]]] = {
+    "classification": {"roc_auc": ("roc_auc", 1), "log_loss": ("neg_log_loss", -1), "f1": ("f1", 1), "brier": ("neg_brier_score", -1)},
+    "regression": {"rmse": ("neg_root_mean_squared_error", -1), "mae": ("neg_mean_absolute_error", -1), "r2": ("r2", 1)},
+}
+
+
+def secondary_metrics(model, frame: pd.DataFrame, features: list[str], target: str, task: str, predictions: np.ndarray) -> dict:
+    """The task's ``SECONDARY`` metrics of ``predictions`` (the model's, for these rows); a metric
+    these rows cannot give (ROC AUC on one class) is None."""
+    out: dict[str, float | None] = {}
+    for name, (scorer, sign) in SECONDARY[task].items():
+        try:
+            out[name] = sign * score(model, frame, features, target, scorer, predictions)
+        except ValueError as err:
+            log.info("%s not computed on %d rows: %s", name, len(frame), err)
+            out[name] = None
+    return out
+
+
+def baseline_model(task: str):
+    """The dummy every model must beat: the training rows' class prior (classification) or mean
+    (regression), whatever the features say."""
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+
+    return DummyClassifier(strategy="prior") if task == "classification" else DummyRegressor(strategy="mean")
+
+
+def baseline_of(dummy, task: str) -> dict:
+    """A fitted baseline as a record: its strategy and the one value it predicts."""
+    if task == "classification":
+        return {"strategy": "prior", "value": float(dummy.class_prior_[-1])}
+    return {"strategy": "mean", "value": float(np.ravel(dummy.constant_)[0])}
+
+
+def baseline_score(model, frame: pd.DataFrame, features: list[str], target: str, metric: str, baseline: dict) -> float:
+    """The primary metric of a recorded baseline on ``frame`` (``model`` lends its classes): the
+    constant ``baseline["value"]`` as every row's prediction, as the dummy itself predicts."""
+    return score(model, frame, features, target, metric, np.full(len(frame), baseline["value"]))
+
+
 def cross_validate(frame: pd.DataFrame, settings) -> tuple[CVResult, object]:
     """Time-based cross-validation of the configured pipeline on ``frame``.
 
@@ -230,10 +299,14 @@ def _cross_validate(frame: pd.DataFrame, settings, final_fit: bool) -> tuple[CVR
         work.insert(0, delayed(fit)(frame, settings))
     done = Parallel(n_jobs=settings.training.n_jobs, prefer="threads")(work)
     model = done.pop(0) if final_fit else None
-    last_model, scores = dict(zip((f.number for f in jobs), done, strict=True))[folds[-1].number]
-    oot = np.full(len(frame), np.nan)
+    by_fold = dict(zip((f.number for f in jobs), done, strict=True))
+    last_model, scores, baseline = by_fold[folds[-1].number]
+    oot, oot_all = np.full(len(frame), np.nan), np.full(len(frame), np.nan)
     oot[folds[-1].valid_index] = scores  # the last fold's
-    return CVResult(folds=folds, metric=settings.model.metric, oot=oot), last_model, model
+    for fold in folds:
+        oot_all[fold.valid_index] = by_fold[fold.number][1]
+    cv = CVResult(folds=folds, metric=settings.model.metric, oot=oot, oot_all=oot_all, baseline=baseline)
+    return cv, last_model, model
 
 
 def rows(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
@@ -245,28 +318,37 @@ def rows(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
     return frame.iloc[positions]
 
 
-def _run_fold(frame: pd.DataFrame, fold: Fold, settings) -> tuple[object, np.ndarray]:
-    """Fits a fold's model on its training rows and scores its validation rows (sets ``fold.score``)."""
+def _run_fold(frame: pd.DataFrame, fold: Fold, settings) -> tuple[object, np.ndarray, dict]:
+    """Fits a fold's model and its baseline on its training rows and scores its validation rows
+    (sets ``fold.score``, ``fold.baseline`` and ``fold.metrics``).
+
+    Returns:
+        The fold's model, its scores of the validation rows, and the baseline's record.
+    """
     data, model_cfg = settings.data, settings.model
     model = pipeline(settings)
     train = rows(frame, fold.train_index)
     model.fit(train[data.features], train[data.target])
+    dummy = baseline_model(model_cfg.task).fit(train[data.features], train[data.target])
     del train
     valid = rows(frame, fold.valid_index)
     scores = predict(model, valid, data.features, model_cfg.task)
     try:
         fold.score = score(model, valid, data.features, data.target, model_cfg.metric, scores)
+        fold.baseline = score(dummy, valid, data.features, data.target, model_cfg.metric)
     except ValueError as err:
         raise ValueError(f"fold {fold.number} ({fold.valid_start} to {fold.valid_end}): {err}") from None
+    fold.metrics = secondary_metrics(model, valid, data.features, data.target, model_cfg.task, scores)
     log.info(
-        "fold %d: %s = %.4f (%d train rows, %d validation rows)",
+        "fold %d: %s = %.4f, baseline %.4f (%d train rows, %d validation rows)",
         fold.number,
         model_cfg.metric,
         fold.score,
+        fold.baseline,
         len(fold.train_index),
         len(fold.valid_index),
     )
-    return model, scores
+    return model, scores, baseline_of(dummy, model_cfg.task)
 
 
 def fit(frame: pd.DataFrame, settings):

@@ -30,6 +30,28 @@ def test_result_alerts_name_what_happened():
     assert promo.kind == "promotion" and promo.title == "car_loans: v2 is the new champion"
     assert promo.link == PROMOTED["mlflow_url"] and "0.81" in promo.payload()["text"]
     assert alerts.from_result("car_loans", "retrain", "r", "promote", {**PROMOTED, "promoted": False}) is None
+    # refused by a check a better score cannot make up for: said, naming the version and the check
+    refused = {
+        **PROMOTED,
+        "promoted": False,
+        "champion": 1,
+        "challenger": 3,
+        "refused_by": ["baseline"],
+        "reason": "does not beat the baseline",
+    }
+    said = alerts.from_result("car_loans", "retrain", "r", "promote", refused)
+    worth = {"metric": "approval_rate", "value": 0.41, "rows": 900, "reference": 0.62, "max_drop": 0.1, "fell": True}
+    fell = alerts.from_result(
+        "m", "monitor", "r", "drift", {"start": "a", "end": "b", "model_version": 2, "drift": False, "business": worth}
+    )
+    assert (fell.kind, fell.title) == ("business", "m: approval_rate fell to 0.4100 in [a, b)") and "0.6200 on champion v2" in fell.text
+    calm = {"start": "a", "end": "b", "model_version": 2, "drift": False, "business": {**worth, "fell": False}}
+    assert alerts.from_result("m", "monitor", "r", "drift", calm) is None
+    assert (said.kind, said.title, said.text) == (
+        "rejected",
+        "car_loans: v3 refused by the baseline check(s)",
+        "does not beat the baseline",
+    )
 
     rolled = {"degraded": True, "rolled_back": True, "from": 2, "champion": 1, "reason": "v2 trails shadow v1", "mlflow_url": None}
     assert alerts.from_result("m", "monitor", "r", "guard", rolled).title == "m: champion rolled back from v2 to v1"

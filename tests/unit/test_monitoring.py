@@ -406,3 +406,36 @@ def test_a_label_that_is_no_class_stops_the_live_metric(settings, stream):
     rows.loc[3, data.target] = "yes"
     with pytest.raises(LabelsError, match=r"the interval's labelled rows: column 'repaid': rule label_is_class: 1 of 20"):
         monitoring.live_metric(model, rows, settings)
+
+
+def test_the_drift_chart_draws_the_business_value_in_a_panel_of_its_own():
+    import io
+
+    from PIL import Image
+
+    vs = [verdict(WEEKS[i], WEEKS[i + 1], False) for i in range(4)]
+    plain = Image.open(io.BytesIO(charts.drift_chart(vs, 0.5, "roc_auc")))
+    for i, value in enumerate([50.0, 48.0, 20.0, 47.0]):
+        vs[i] = {**vs[i], "business": {"metric": "expected_value", "value": value, "reference": 49.0, "fell": value < 40, "rows": 100}}
+    drawn = Image.open(io.BytesIO(charts.drift_chart(vs, 0.5, "roc_auc"))).convert("RGB")
+    assert drawn.size[1] > plain.size[1]  # a third panel
+    greens = sum(1 for r, g, b in drawn.getdata() if g > 140 and r < 80 and b < 80)
+    reds = sum(
+        1
+        for r, g, b in drawn.crop((0, int(drawn.size[1] * 0.55), drawn.size[0], int(drawn.size[1] * 0.8))).getdata()
+        if r > 200 and g < 80 and b < 80
+    )
+    assert greens > 0 and reds > 0  # the value's line, and the interval that fell
+
+
+def test_the_business_record_of_a_verdict_compares_with_the_champions_own_value(settings):
+    from include.config import BusinessSettings
+    from include.monitoring import business_verdict
+
+    chosen = settings.model_copy(update={"business": BusinessSettings(metric="approval_rate", max_drop=0.1)})
+    reference = pd.DataFrame({"prediction": [0.9, 0.8, 0.2, np.nan], "target": [1, 1, 0, 1]})  # 2 of 3 scored approved
+    worth = {"metric": "approval_rate", "value": 0.5, "rows": 10, "classes": [0, 1]}
+    record = business_verdict(chosen, worth, reference)
+    assert record == {"metric": "approval_rate", "value": 0.5, "rows": 10, "reference": pytest.approx(2 / 3), "max_drop": 0.1, "fell": True}
+    assert business_verdict(chosen, {**worth, "value": 0.6}, reference)["fell"] is False
+    assert business_verdict(chosen, worth, None)["fell"] is None and business_verdict(settings, worth, reference) is None

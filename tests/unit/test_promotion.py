@@ -64,3 +64,27 @@ def test_promotion_errors_are_driftloop_errors_that_fail_without_retry():
 
     assert issubclass(promotion.PromotionRejected, DriftloopError)
     assert issubclass(promotion.ChampionMoved, RegistryError)
+
+
+def test_a_challenger_that_does_not_beat_the_baseline_is_refused_even_without_a_champion():
+    gate = promotion.beats_baseline(0.49, 0.5, "roc_auc")
+    d = promotion.decide(0.49, None, 0.0, "roc_auc", [gate])
+    assert not d.promote and d.refused_by == ["baseline"] and d.reason.startswith("does not beat the baseline: challenger roc_auc 0.4900")
+    assert [c["check"] for c in d.checks] == ["baseline", "champion"] and d.checks[1]["passed"]
+    # on the comparison rows it wins, but not on the folds' mean: refused too
+    gate = promotion.beats_baseline(0.8, 0.5, "roc_auc", cv=(0.49, 0.5))
+    assert not gate["passed"] and "CV mean 0.4900 against 0.5000" in gate["detail"]
+    # beating the baseline but not the champion is no gate refusal
+    d = promotion.decide(0.7, 0.8, 0.0, "roc_auc", [promotion.beats_baseline(0.7, 0.5, "roc_auc", cv=(0.7, 0.5))])
+    assert not d.promote and d.refused_by == [] and "does not beat champion" in d.reason
+
+
+def test_compare_scores_the_baseline_on_the_same_rows_and_refuses_a_model_worse_than_it(stream, settings, models):
+    old, _ = models
+    rows = stream[stream.timestamp < "2026-01-26"]
+    inverted = training.fit(rows.assign(repaid=1 - rows.repaid), settings)  # ranks the rows backwards
+    baseline = {"strategy": "prior", "value": float(rows.repaid.mean())}
+    result = promotion.compare(settings, rows, inverted, None, None, baseline)
+    assert result["baseline_score"] == pytest.approx(0.5) and result["challenger_score"] < 0.5
+    assert not result["better"] and result["checks"][0] == {"check": "baseline", "passed": False, "detail": result["reason"]}
+    assert promotion.compare(settings, rows, old, None, None, baseline)["better"]

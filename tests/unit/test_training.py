@@ -175,3 +175,37 @@ def test_folds_in_parallel_give_the_serial_result(stream, settings):
         training.predict(model, frame, settings.data.features, "classification"),
         training.predict(training.fit(frame, settings), frame, settings.data.features, "classification"),
     )
+
+
+def test_each_fold_scores_the_dummy_baseline_and_the_secondary_metrics_on_the_same_rows(stream, settings):
+    frame = stream[stream.timestamp < "2026-02-02"].reset_index(drop=True)
+    cv, last = training.cross_validate(frame, settings)
+    for fold in cv.folds:
+        assert fold.baseline == pytest.approx(0.5)  # a prior ranks every row alike: ROC AUC 0.5
+        assert set(fold.metrics) == {"roc_auc", "log_loss", "f1", "brier"} and fold.metrics["roc_auc"] == pytest.approx(fold.score)
+        assert 0 < fold.metrics["brier"] < 0.25 and fold.metrics["log_loss"] > 0  # natural signs: lower is better
+    assert cv.baseline_mean == pytest.approx(0.5) and cv.mean > cv.baseline_mean
+    # the last fold's baseline is the positive rate of its training rows, and scores the comparison rows as the dummy does
+    train = frame.iloc[cv.folds[-1].train_index]
+    assert cv.baseline == {"strategy": "prior", "value": pytest.approx(train.repaid.mean())}
+    valid = frame.iloc[cv.folds[-1].valid_index]
+    dummy = training.baseline_model("classification").fit(train[settings.data.features], train.repaid)
+    for metric in ("roc_auc", "neg_log_loss", "neg_brier_score"):
+        recorded = training.baseline_score(last, valid, settings.data.features, "repaid", metric, cv.baseline)
+        assert recorded == pytest.approx(training.score(dummy, valid, settings.data.features, "repaid", metric))
+    # every validation row has the out-of-time score of the fold that validated it; the first training block none
+    assert np.isnan(cv.oot_all).sum() == len(cv.folds[0].train_index)
+    np.testing.assert_array_equal(cv.oot_all[cv.folds[-1].valid_index], cv.oot[cv.folds[-1].valid_index])
+
+
+def test_regression_folds_report_errors_with_their_natural_sign_against_the_mean(stream, settings):
+    reg = settings.model_copy(update={"model": settings.model.model_copy(update={"task": "regression", "metric": "r2"})})
+    frame = stream[stream.timestamp < "2026-01-26"].assign(repaid=lambda f: f.car_value * 0.05 + f.age).reset_index(drop=True)
+    cv, _ = training.cross_validate(frame, reg)
+    assert cv.baseline["strategy"] == "mean" and all(f.baseline <= 0.0 for f in cv.folds)  # the mean explains nothing
+    assert all(f.metrics["rmse"] > 0 and f.metrics["mae"] > 0 and f.metrics["r2"] == pytest.approx(f.score) for f in cv.folds)
+    from include.registry import fold_metrics
+
+    logged = fold_metrics(cv, "r2")
+    assert set(logged) == {"cv_r2", "baseline_cv_r2", "cv_rmse", "cv_mae"}  # r2 is the primary metric: logged once
+    assert logged["cv_rmse"]["folds"] == {f.number: f.metrics["rmse"] for f in cv.folds}
