@@ -7,8 +7,10 @@ on re-run), compares it with the champion's training window using Evidently, com
 metric where labels exist, and records a verdict: a JSON file, and a run in the
 `<name>-monitoring` MLflow experiment; `report` then adds Evidently's HTML report (drawn from a
 sample; the verdict is computed on all rows). The verdict event wakes `drift_watch`. The previous champion scores the same rows as a shadow; `guard` rolls `@champion`
-back to it when the champion trails it on the live metric (`monitoring.rollback: auto`). Without a
-champion the run is skipped. `catch_up` runs last: when curated events arrived during the run, it
+back to it when the champion trails it on the live metric (`monitoring.rollback: auto`). A
+challenger under staged rollout (`promotion.strategy: shadow | canary`, alias `@candidate`) scores
+beside the champion or serves its canary share of the rows; `rollout` promotes or retires it once
+its labelled live rows decide. Without a champion the run is skipped. `catch_up` runs last: when curated events arrived during the run, it
 emits `driftloop_monitor_backlog`, which starts monitor again for them (Airflow 3.3 gives a run only
 the events up to its trigger time).
 """
@@ -115,6 +117,14 @@ def monitor():
 
         return guard_champion(settings(), get_current_context()["run_id"])
 
+    # a candidate under staged rollout (promotion.strategy shadow or canary): promoted or retired
+    # once its labelled live rows decide; after guard, in the same one-slot pool
+    @mlflow_task(on_success_callback=ALERT_ON_RESULT, pool=REGISTRY_POOL, trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
+    def rollout(verdicts: list[dict]) -> dict:
+        from include.retraining import rollout_step
+
+        return rollout_step(settings(), get_current_context()["run_id"])
+
     @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0, on_failure_callback=[])
     def intervals_failed() -> None:
         """A leaf that fails the run when an interval failed: guard succeeding must not turn the
@@ -145,8 +155,10 @@ def monitor():
     verdicts = drift.expand(scored=scored)
     reports = report.expand(verdict=verdicts)
     guarded = guard(verdicts)
+    staged = rollout(verdicts)
+    guarded >> staged
     failed = [scored, verdicts, reports] >> intervals_failed()
-    [guarded, reports, failed] >> catch_up().as_teardown()
+    [staged, reports, failed] >> catch_up().as_teardown()
 
 
 monitor()

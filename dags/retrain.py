@@ -13,9 +13,16 @@ Trains a challenger on the window `[end - window, end)` and promotes it when it 
 5. `approval` (only with `promotion.mode: approval` and a better challenger): a human approves in
    the UI (Required Actions) within `promotion.approval_timeout` (default 24H); unanswered, the
    challenger is rejected.
-6. `promote`: `@champion` moves only when the challenger is better, or no champion exists, and
-   only while `@champion` is still the version the challenger was compared with (else the task
-   fails, without retries, and alerts: re-run retrain to compare with the current champion).
+6. `promote`: `@champion` moves only when the challenger is better (and beats the baseline, and
+   passes the fairness and business checks when set), or no champion exists, and only while
+   `@champion` is still the version the challenger was compared with (else the task fails, without
+   retries, and alerts: re-run retrain to compare with the current champion). With
+   `promotion.strategy: shadow | canary` a better challenger becomes `@candidate` instead, and
+   monitor's `rollout` task promotes or retires it on live rows. The version's description (its
+   model card) says which, and why.
+7. `retain`: versions beyond `registry.keep` (default 10) are archived (tag `driftloop.archived`,
+   aliases removed, artifacts kept), never the champion, the previous champion or a version under
+   rollout (`@candidate`).
 
 Faults (MLflow or storage down, a killed worker) are retried; bad data and a wrong run conf fail at
 once. `promote` runs in the one-slot pool `driftloop_registry`, with every other move of
@@ -131,6 +138,14 @@ def retrain():
         with fail_without_retry():  # @champion moved since the comparison: a person must look
             return move_alias(settings(), trained, comparison, get_current_context()["run_id"])
 
+    # archives versions beyond registry.keep once the decision is taken, whatever it was
+    @task(trigger_rule="all_done", pool=REGISTRY_POOL)
+    def retain() -> dict:
+        from include.retraining import retain as archive_old_versions
+
+        ctx = get_current_context()
+        return archive_old_versions(settings(), f"{ctx['dag_run'].run_after.isoformat()} ({ctx['run_id']})")
+
     span = window()
     trained = train(span, gate(span))
     comparison = evaluate(span, trained)
@@ -139,6 +154,7 @@ def retrain():
     promoted = promote(trained, comparison)
     decision >> promoted
     approval >> promoted
+    promoted >> retain()
 
 
 retrain()

@@ -20,7 +20,7 @@ FACTS_ARTIFACT = "model_card.json"
 class Decision(TypedDict):
     """Where the version stands: ``pending`` until ``promote`` ran."""
 
-    state: Literal["pending", "promoted", "kept", "refused"]
+    state: Literal["pending", "promoted", "kept", "refused", "rollout", "retired"]
     reason: str
     champion_before: int | None  # @champion when the decision was taken
     refused_by: NotRequired[list[str]]
@@ -68,6 +68,10 @@ def _headline(f: CardFacts) -> str:
     if decision["state"] == "promoted":
         replacing = f"replacing {before}" if decision.get("champion_before") is not None else "the first champion"
         return f"**Champion.** Promoted, {replacing}: {decision['reason']}."
+    if decision["state"] == "rollout":
+        return f"**Under staged rollout** (`@candidate`); the champion stays {before} until the live rows decide: {decision['reason']}."
+    if decision["state"] == "retired":
+        return f"**Retired** after its rollout; the champion stays {before}: {decision['reason']}."
     if decision["state"] == "refused":
         which = ", ".join(decision.get("refused_by") or [])
         return f"**Refused** by the {which} check; the champion stays {before}: {decision['reason']}."

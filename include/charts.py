@@ -167,6 +167,19 @@ def drift_chart(verdicts: list[dict], threshold: float, metric: str) -> bytes | 
             linestyle=":",
             label=f"shadow (previous champion) {metric}",
         )
+    staged = [
+        (e, v["rollout"]) for e, v in zip(ends, verdicts, strict=True) if (v.get("rollout") or {}).get("candidate_metric") is not None
+    ]
+    if staged:
+        how = {f"v{r['version']} {r['strategy']}" + (f" {r['share']:.0%}" if r["strategy"] == "canary" else "") for _, r in staged}
+        ax2.plot(
+            [e for e, _ in staged],
+            [r["candidate_metric"] for _, r in staged],
+            color="#9467bd",
+            marker="D",
+            linestyle="none",
+            label=f"candidate under rollout ({', '.join(sorted(how))}) {metric}",
+        )
     for e, v in zip(ends, verdicts, strict=True):
         ax.annotate(f"v{v['model_version']}", (e, 0.02), ha="center", fontsize=8)
     ax.set_title("driftloop: drift and live metric per monitored interval (label: champion version)")

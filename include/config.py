@@ -169,6 +169,12 @@ class PromotionSettings(_Section):
     # how long the approval step waits for a human under mode: approval; unanswered, the
     # challenger is rejected (the run ends, @champion stays)
     approval_timeout: Duration = timedelta(hours=24)
+    # direct: a better challenger becomes champion at once; shadow: it first scores every interval
+    # beside the champion and is promoted once better on min_rows labelled live rows; canary: it
+    # serves canary_share of the rows (by a hash of the id) and is promoted when not worse on
+    # min_rows labelled rows it served (include.rollout). Otherwise it is retired.
+    strategy: Literal["direct", "shadow", "canary"] = "direct"
+    canary_share: float = Field(default=0.1, gt=0, lt=1)
     # with a business metric: a challenger whose value on the comparison rows is lower than the
     # champion's by more than this is not promoted
     max_business_drop: float = Field(default=0.0, ge=0)
@@ -214,6 +220,13 @@ class BusinessSettings(_Section):
     unit_value: float = Field(default=1.0, gt=0)  # expected_value, regression: the cost of one unit of error
     # an interval whose value is more than this below the champion's own (on its out-of-time rows) is alerted on
     max_drop: float = Field(default=0.0, ge=0)
+
+
+class RegistrySettings(_Section):
+    """How many registered versions stay active: older ones are archived (tagged, aliases removed,
+    artifacts kept), never the champion, the previous champion or a version under rollout."""
+
+    keep: int = Field(default=10, ge=1)
 
 
 class MlflowSettings(_Section):
@@ -331,6 +344,7 @@ class Settings(_Section):
     schedule: ScheduleSettings = ScheduleSettings()
     alerts: AlertsSettings = AlertsSettings()
     mlflow: MlflowSettings = MlflowSettings()
+    registry: RegistrySettings = RegistrySettings()
     fairness: FairnessSettings | None = None
     business: BusinessSettings | None = None
     source: str | None = Field(default=None, exclude=True)

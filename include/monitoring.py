@@ -13,7 +13,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from include import charts, labels, registry
+from include import charts, labels, registry, rollout
 from include.config import target_kind
 from include.drift import column_drift, drift_decision, drift_report, plain_features, series_drift
 from include.errors import DataError
@@ -118,8 +118,8 @@ def target_drift(settings, reference: pd.Series, current: pd.Series) -> dict:
 VERDICT_KEYS = (
     "start", "end", "rows", "model_version", "reference_window", "reference_rows",
     "drift", "drift_share", "drifted_columns", "drifted", "column_issues", "columns", "prediction_drift", "target_drift",
-    "metric", "live_metric", "labelled_rows", "shadow_version", "shadow_metric", "business", "report", "gate_warnings", "handled", "demoted",
-    "mlflow_run_id",
+    "metric", "live_metric", "labelled_rows", "shadow_version", "shadow_metric", "business", "rollout", "report", "gate_warnings", "handled",
+    "demoted", "mlflow_run_id",
 )  # fmt: skip
 
 
@@ -165,8 +165,14 @@ def score_interval(settings, window: Window) -> dict:
     shadow_version = shadow_version if shadow is not None else None
 
     out = frame[[data.id, data.timestamp]].copy()
-    out["prediction"] = predict(model, features, data.features, settings.model.task)
-    out["model_version"] = champion.version
+    mine = predict(model, features, data.features, settings.model.task)
+    running, candidate = _candidate(settings)
+    theirs = predict(candidate, features, data.features, settings.model.task) if candidate is not None else None
+    for column, values in rollout.served(frame, running if theirs is not None else None, mine, theirs, data.id).items():
+        out[column] = values
+    out["model_version"] = np.where(out["role"] == "canary", running["version"] if running else 0, champion.version)
+    if theirs is not None:
+        out["candidate_version"] = running["version"]
     if shadow is not None:
         try:
             out["shadow_prediction"] = predict(shadow, features, data.features, settings.model.task)
@@ -178,11 +184,13 @@ def score_interval(settings, window: Window) -> dict:
 
     labelled = labelled_rows(frame, settings)
     made = out.loc[labelled.index]  # the labelled rows' scores as just made (labelled keeps frame's index)
-    live = live_metric(model, labelled, settings, made["prediction"].to_numpy())
+    champion_scores = "champion_prediction" if "champion_prediction" in out.columns else "prediction"
+    live = live_metric(model, labelled, settings, made[champion_scores].to_numpy())
+    staged = rollout_live(settings, running, labelled, made, model, candidate) if theirs is not None else None
     worth = None
     if settings.business is not None:
         classes = [c.item() if hasattr(c, "item") else c for c in getattr(model, "classes_", [])] or None
-        worth = interval_business(settings, out["prediction"].to_numpy(), made["prediction"].to_numpy(), labelled, classes)
+        worth = interval_business(settings, out[champion_scores].to_numpy(), made[champion_scores].to_numpy(), labelled, classes)
     shadow_live = live_metric(shadow, labelled, settings, made["shadow_prediction"].to_numpy()) if shadow is not None else None
     log.info("scored %d rows with %s v%d; live %s = %s", len(out), settings.name, champion.version, settings.model.metric, live)
     if shadow is not None:
@@ -196,6 +204,39 @@ def score_interval(settings, window: Window) -> dict:
         "shadow_version": shadow_version,
         "shadow_metric": shadow_live,
         "business": worth,
+        "rollout": staged,
+    }
+
+
+def _candidate(settings):
+    """The running rollout and its candidate model, or ``(None, None)``; a candidate that cannot
+    be loaded is logged and left out (the interval is scored by the champion alone)."""
+    running = registry.rollout_record(settings.name)
+    if running is None:
+        return None, None
+    model = registry.try_load_model(f"models:/{settings.name}/{running['version']}", f"candidate v{running['version']}")
+    return running, model
+
+
+def rollout_live(settings, running: dict, labelled: pd.DataFrame, made: pd.DataFrame, champion_model, candidate_model) -> dict:
+    """This interval's part of the rollout evidence, for the verdict: the candidate's and the
+    champion's live metric (shadow: on the same labelled rows; canary: each on the rows it
+    served) and the rows each was measured on."""
+    live = (labelled[settings.data.timestamp] >= to_utc(running["since"])).to_numpy()  # not its own training rows
+    if running["strategy"] == "canary":
+        mine, theirs = (made["role"] == "canary") & live, (made["role"] == "champion") & live
+    else:
+        mine = theirs = pd.Series(live, index=made.index)
+    candidate = live_metric(candidate_model, labelled[mine.to_numpy()], settings, made.loc[mine, "candidate_prediction"].to_numpy())
+    champion = live_metric(champion_model, labelled[theirs.to_numpy()], settings, made.loc[theirs, "champion_prediction"].to_numpy())
+    return {
+        "version": running["version"],
+        "strategy": running["strategy"],
+        "share": running["share"],
+        "labelled_rows": int(mine.sum()),
+        "champion_rows": int(theirs.sum()),
+        "candidate_metric": candidate,
+        "champion_metric": champion,
     }
 
 
@@ -273,7 +314,9 @@ def check_drift(settings, window: Window, scored: dict) -> dict:
     columns = column_drift(reference, current, data, settings.monitoring.columns)
     decision = drift_decision(columns, settings.monitoring.drift_share)
     kept = registry.monitoring_reference(champion)
-    outputs = output_drift(settings, champion, current, storage.read_parquet(scored["predictions"])["prediction"], kept)
+    scores = storage.read_parquet(scored["predictions"])
+    champion_scores = scores["champion_prediction"] if "champion_prediction" in scores.columns else scores["prediction"]
+    outputs = output_drift(settings, champion, current, champion_scores, kept)
     worth = business_verdict(settings, scored.get("business"), kept)
     for what, result in outputs.items():
         log.info(
@@ -305,6 +348,7 @@ def check_drift(settings, window: Window, scored: dict) -> dict:
         shadow_version=scored.get("shadow_version"),
         shadow_metric=scored.get("shadow_metric"),
         business=worth,
+        rollout=scored.get("rollout"),
         # drawn next by draw_report (its own task: the verdict does not wait for the pictures)
         report=storage.report_path(window, "drift.html"),
         # findings of gate rules set to warn (quality.severity) on the batches curated for it

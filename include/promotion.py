@@ -72,6 +72,7 @@ class PromotionResult(TypedDict):
     # refusal is an alert, where merely not beating the champion is not
     refused_by: NotRequired[list[str]]
     challenger: NotRequired[int]  # the version that was decided on
+    rollout: NotRequired[str]  # the challenger went under staged rollout (shadow or canary) instead
 
 
 CheckName = Literal["baseline", "champion", "fairness", "business"]
@@ -264,6 +265,14 @@ def _business(settings, rows: pd.DataFrame, mine, theirs, classes) -> dict:
         detail = f"challenger {what} against champion {champion['value']:.4f}: a drop of {drop:+.4f}, {verb} promotion.max_business_drop {allowed}"
         check = Check(check="business", passed=passed, detail=detail)
     return {"challenger": challenger, "champion": champion, "max_drop": allowed, "check": check}
+
+
+def to_archive(versions: list[int], keep: int, protected: set[int], archived: set[int]) -> list[int]:
+    """The versions retention archives: all but the newest ``keep``, leaving out the ``protected``
+    ones (the champion, the previous champion, a version under rollout) and those already
+    archived. Pure; in ascending order."""
+    newest = set(sorted(versions)[-keep:])
+    return sorted(v for v in versions if v not in newest and v not in protected and v not in archived)
 
 
 def plan_move(

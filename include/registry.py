@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+CANDIDATE = "candidate"  # a better challenger under staged rollout (promotion.strategy shadow or canary)
 HISTORY_TAG = "driftloop.champion_history"
 COMPARISON_MODEL = "comparison_model"
 # a training run's artifact: its rows' out-of-time scores and targets (monitoring's reference)
@@ -541,6 +542,74 @@ def fold_metrics(cv, metric: str) -> dict[str, dict]:
     return out
 
 
+ARCHIVED_TAG = "driftloop.archived"
+ROLLOUT_TAG = "driftloop.rollout"
+
+
+def rollout_record(name: str) -> dict | None:
+    """The running rollout (``include.rollout.Rollout``), or None: the model tag, and only while
+    ``@candidate`` still points at its version (a tag left by a half-finished end counts as none)."""
+    tags = model_tags(name)
+    record = json.loads(tags[ROLLOUT_TAG]) if tags.get(ROLLOUT_TAG) else None
+    if record is None:
+        return None
+    candidate = alias_version(name, CANDIDATE)
+    return record if candidate is not None and candidate.version == record["version"] else None
+
+
+def start_rollout(name: str, record: dict) -> None:
+    """Points ``@candidate`` at the record's version and stores the record (idempotent)."""
+    c = client()
+    c.set_registered_model_alias(name, CANDIDATE, str(record["version"]))
+    c.set_registered_model_tag(name, ROLLOUT_TAG, json.dumps(record, sort_keys=True))
+    c.set_model_version_tag(name, str(record["version"]), "driftloop.decision", record["strategy"])
+    log.info("%s v%d under %s rollout (@%s)", name, record["version"], record["strategy"], CANDIDATE)
+
+
+def end_rollout(name: str, version: int, outcome: str, reason: str) -> None:
+    """Ends the rollout of ``version``: its ``driftloop.rollout`` version tag says how (promoted,
+    retired), ``@candidate`` and the model's record are removed (idempotent)."""
+    c = client()
+    c.set_model_version_tag(name, str(version), ROLLOUT_TAG, f"{outcome}: {reason}")
+    if outcome != "promoted":
+        c.set_model_version_tag(name, str(version), "driftloop.decision", outcome)
+    candidate = alias_version(name, CANDIDATE)
+    if candidate is not None and candidate.version == version:
+        c.delete_registered_model_alias(name, CANDIDATE)
+    tags = c.get_registered_model(name).tags or {}
+    if tags.get(ROLLOUT_TAG) and json.loads(tags[ROLLOUT_TAG])["version"] == version:
+        c.delete_registered_model_tag(name, ROLLOUT_TAG)
+    log.info("%s v%d: rollout ended, %s (%s)", name, version, outcome, reason)
+
+
+def archive_versions(name: str, keep: int, protected: set[int], when: str) -> list[int]:
+    """Archives the versions of ``name`` beyond the newest ``keep`` (``promotion.to_archive``):
+    each is tagged ``driftloop.archived`` with why and when, and loses its aliases; its run and
+    artifacts stay, so it can still be loaded, compared or rolled back to. The holders of
+    ``@champion`` and ``@candidate`` (a version under rollout) are protected as well as
+    ``protected``. Idempotent: archived versions are passed over.
+
+    Returns:
+        The versions archived now.
+    """
+    from include.promotion import to_archive
+
+    c = client()
+    found = c.search_model_versions(f"name = '{name}'")
+    aliases = c.get_registered_model(name).aliases or {}
+    held = {int(v) for alias, v in aliases.items() if alias in (CHAMPION, CANDIDATE)}
+    archived = {int(v.version) for v in found if ARCHIVED_TAG in (v.tags or {})}
+    chosen = to_archive([int(v.version) for v in found], keep, protected | held, archived)
+    for version in chosen:
+        c.set_model_version_tag(
+            name, str(version), ARCHIVED_TAG, f"{when}: beyond registry.keep={keep} (the newest {keep} and the champions stay)"
+        )
+        for alias in c.get_model_version(name, str(version)).aliases or []:
+            c.delete_registered_model_alias(name, alias)
+        log.info("%s v%d archived (registry.keep=%d)", name, version, keep)
+    return chosen
+
+
 def metric_key(text: str) -> str:
     """``text`` as a part of an MLflow metric name (letters, digits, ``_ - . /`` and spaces)."""
     return re.sub(r"[^A-Za-z0-9_\-. /]", "_", str(text))[:200] or "_"
@@ -628,6 +697,19 @@ def _move_tag(airflow_run_id: str) -> str:
     return "driftloop.move." + safe_name(airflow_run_id)
 
 
+def model_tags(name: str) -> dict[str, str]:
+    """The registered model's tags; empty when the model does not exist (any other MLflow error,
+    the server down say, propagates, so the task fails and Airflow retries it)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client().get_registered_model(name).tags or {}
+    except MlflowException as err:
+        if _missing(err):
+            return {}
+        raise
+
+
 def _missing(err) -> bool:
     """Whether an MlflowException says the registered model (or version, or alias) is not there."""
     return getattr(err, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND")
@@ -641,15 +723,7 @@ def recorded_move(name: str, airflow_run_id: str) -> dict | None:
     registered model" means "nothing recorded"; any other MLflow error (the server down, a
     timeout) propagates, so the task fails and Airflow retries it.
     """
-    from mlflow.exceptions import MlflowException
-
-    try:
-        tags = client().get_registered_model(name).tags or {}
-    except MlflowException as err:
-        if _missing(err):
-            return None
-        raise
-    value = tags.get(_move_tag(airflow_run_id))
+    value = model_tags(name).get(_move_tag(airflow_run_id))
     return upgraded_move(json.loads(value)) if value else None
 
 

@@ -12,7 +12,7 @@ from typing import Literal, NotRequired, TypedDict
 
 import pandas as pd
 
-from include import cards, charts, promotion, quality, registry, training
+from include import cards, charts, promotion, quality, registry, rollout, training
 from include.config import Settings
 from include.drift import plain_features
 from include.errors import DataError
@@ -260,10 +260,31 @@ def promote(settings, trained: dict, comparison: dict, airflow_run_id: str) -> P
         registry.client().set_model_version_tag(name, str(trained["version"]), "driftloop.decision", "rejected")
         keep = {"action": "keep", "champion": promotion.champion_now(name), "reason": comparison["reason"], "refused_by": refused_by}
         done = registry.record_move(name, airflow_run_id, keep)
+    strategy = settings.promotion.strategy
+    if done is None and strategy != "direct" and comparison["champion_version"] is not None:
+        how = "better on" if strategy == "shadow" else f"not worse, serving {settings.promotion.canary_share:.0%} of the rows, on"
+        staged = {
+            "action": "rollout",
+            "strategy": strategy,
+            "candidate": trained["version"],
+            "champion": comparison["champion_version"],
+            "reason": f"{comparison['reason']}; under {strategy} rollout: promoted once {how} {settings.promotion.min_rows} labelled live rows",
+        }
+        done = registry.record_move(name, airflow_run_id, staged)
     if done is None:
         plan = promotion.plan_move(name, "promote", trained["version"], comparison["champion_version"], comparison["reason"])
         done = registry.record_move(name, airflow_run_id, plan)
-    if "to" not in done:  # a decision to keep the champion (or a record from before move plans)
+    if done.get("action") == "rollout":
+        begin_rollout(settings, done, airflow_run_id)
+        result = PromotionResult(
+            promoted=False,
+            champion=done["champion"],
+            reason=done["reason"],
+            mlflow_url=None,
+            challenger=trained["version"],
+            rollout=done["strategy"],
+        )
+    elif "to" not in done:  # a decision to keep the champion (or a record from before move plans)
         result = PromotionResult(
             promoted=bool(done.get("promoted")),
             champion=done["champion"],
@@ -283,10 +304,160 @@ def promote(settings, trained: dict, comparison: dict, airflow_run_id: str) -> P
             promoted=True, champion=applied["to"], reason=applied["reason"], mlflow_url=None, challenger=trained["version"]
         )
     before = comparison.get("champion_version") if result["promoted"] else result["champion"]
-    state = "promoted" if result["promoted"] else ("refused" if result.get("refused_by") else "kept")
+    state = (
+        "promoted" if result["promoted"] else ("rollout" if result.get("rollout") else "refused" if result.get("refused_by") else "kept")
+    )
     decision = cards.Decision(state=state, reason=result["reason"], champion_before=before, refused_by=result.get("refused_by", []))
     _update_card(settings, trained, decision=decision)
     return {**result, "mlflow_url": registry.version_url(name, result["champion"])}
+
+
+def begin_rollout(settings: Settings, staged: dict, airflow_run_id: str) -> None:
+    """Puts a better challenger under rollout (``include.rollout``): ``@candidate`` and the
+    rollout record; a rollout still running for another version is ended (retired, replaced).
+    Idempotent: a retry sets the same alias and record."""
+    name, version = settings.name, staged["candidate"]
+    running = registry.rollout_record(name)
+    if running is not None and running["version"] != version:
+        registry.end_rollout(name, running["version"], "retired", f"replaced by v{version}")
+        _update_card(settings, {"version": running["version"]}, decision=_retired(f"replaced by v{version}", running["champion"]))
+    record = rollout.Rollout(
+        version=version,
+        strategy=staged["strategy"],
+        share=settings.promotion.canary_share if staged["strategy"] == "canary" else 0.0,
+        since=registry.get_version(name, version).window_end,
+        champion=staged["champion"],
+        started_by=airflow_run_id,
+    )
+    registry.start_rollout(name, record)
+
+
+def _retired(reason: str, champion: int | None) -> cards.Decision:
+    return cards.Decision(state="retired", reason=reason, champion_before=champion, refused_by=["rollout"])
+
+
+def rollout_evidence(settings: Settings, running: rollout.Rollout) -> tuple[rollout.RolloutEvidence, object, object]:
+    """The live rows a rollout is judged on so far, from the stored predictions and the labels
+    known now (labels that came after an interval was monitored count): every monitored interval
+    the candidate took part in, rows from ``running["since"]`` on. Returns the evidence and the
+    two models (champion, candidate)."""
+    from include.monitoring import labelled_rows, live_metric
+    from include.storage import to_utc
+
+    storage = Storage.from_settings(settings)
+    data, since = settings.data, to_utc(running["since"])
+    parts, intervals = [], []
+    for verdict in storage.verdicts():
+        if (verdict.get("rollout") or {}).get("version") != running["version"] or to_utc(verdict["end"]) <= since:
+            continue
+        window = Window.parse(verdict["start"], verdict["end"])
+        scores = storage.read_parquet(storage.predictions_path(window))[[data.id, "role", "champion_prediction", "candidate_prediction"]]
+        labelled = labelled_rows(storage.read_curated(window), settings)
+        joined = labelled.merge(scores, on=data.id, how="inner")
+        parts.append(joined[joined[data.timestamp] >= since])
+        intervals.append(window.key)
+    rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    champion_model = registry.load_model(f"models:/{settings.name}/{running['champion']}")
+    candidate_model = registry.load_model(f"models:/{settings.name}/{running['version']}")
+    if rows.empty:
+        return (
+            rollout.RolloutEvidence(rows=0, champion_rows=0, candidate_metric=None, champion_metric=None, intervals=intervals),
+            None,
+            None,
+        )
+    mine = rows["role"] == "canary" if running["strategy"] == "canary" else pd.Series(True, index=rows.index)
+    theirs = rows["role"] == "champion" if running["strategy"] == "canary" else mine
+    evidence = rollout.RolloutEvidence(
+        rows=int(mine.sum()),
+        champion_rows=int(theirs.sum()),
+        candidate_metric=live_metric(candidate_model, rows[mine], settings, rows.loc[mine, "candidate_prediction"].to_numpy()),
+        champion_metric=live_metric(champion_model, rows[theirs], settings, rows.loc[theirs, "champion_prediction"].to_numpy()),
+        intervals=intervals,
+    )
+    return evidence, champion_model, candidate_model
+
+
+def rollout_step(settings: Settings, airflow_run_id: str) -> dict:
+    """monitor's ``rollout`` task: promotes or retires the candidate once the live rows decide
+    (``include.rollout.decide``), once per Airflow run; the move is recorded before it is made,
+    like every move of ``@champion``.
+
+    Returns:
+        Nothing to tell (``{"rollout": None | version, "action": "wait", "reason"}``), or a
+        ``PromotionResult``: promoted, or refused by the ``rollout`` check (retired).
+    """
+    name = settings.name
+    key = f"{airflow_run_id}__rollout"
+    done = registry.recorded_move(name, key)
+    if done is None:
+        running = registry.rollout_record(name)
+        if running is None:
+            return {"rollout": None, "action": "wait", "reason": "no rollout running"}
+        champion = promotion.champion_now(name)
+        if champion != running["champion"]:
+            reason = (
+                f"@champion moved to v{champion} during the rollout, which measured v{running['version']} against v{running['champion']}"
+            )
+            decision = rollout.RolloutDecision(action="retire", reason=reason)
+        else:
+            evidence, _, _ = rollout_evidence(settings, running)
+            mon = settings.promotion
+            decision = rollout.decide(running, evidence, settings.model.metric, mon.min_rows, mon.min_improvement)
+        log.info("rollout: %s", decision["reason"])
+        if decision["action"] == "wait":
+            return {"rollout": running["version"], "action": "wait", "reason": decision["reason"]}
+        if decision["action"] == "promote":
+            done = promotion.plan_move(name, "promote", running["version"], running["champion"], decision["reason"])
+        else:
+            done = {"action": "retire", "candidate": running["version"], "champion": champion, "reason": decision["reason"]}
+        done = registry.record_move(name, key, done)
+    if done["action"] == "retire":
+        registry.end_rollout(name, done["candidate"], "retired", done["reason"])
+        _update_card(settings, {"version": done["candidate"]}, decision=_retired(done["reason"], done["champion"]))
+        result = PromotionResult(
+            promoted=False,
+            champion=done["champion"],
+            reason=done["reason"],
+            mlflow_url=None,
+            refused_by=["rollout"],
+            challenger=done["candidate"],
+        )
+    else:
+        plan: MovePlan = done
+
+        def finish() -> None:
+            registry.client().set_model_version_tag(name, str(plan["to"]), "driftloop.decision", "promoted")
+            registry.end_rollout(name, plan["to"], "promoted", plan["reason"])
+
+        applied = promotion.carry_out(name, key, plan, then=finish)
+        decision = cards.Decision(state="promoted", reason=applied["reason"], champion_before=applied["from"], refused_by=[])
+        _update_card(settings, {"version": applied["to"]}, decision=decision)
+        result = PromotionResult(promoted=True, champion=applied["to"], reason=applied["reason"], mlflow_url=None, challenger=applied["to"])
+    return {**result, "mlflow_url": registry.version_url(name, result["champion"])}
+
+
+def retain(settings: Settings, when: str) -> dict:
+    """Archives registered versions beyond ``registry.keep`` (``registry.archive_versions``); the
+    champion, the previous champion and a version under rollout (``@candidate``) are never archived.
+
+    Args:
+        when: the run's time, written into the archive tag.
+
+    Returns:
+        ``{"archived": [versions], "keep"}``.
+    """
+    name = settings.name
+    if not registry.model_exists(name):
+        return {"archived": [], "keep": settings.registry.keep}
+    protected = set()
+    champion = registry.alias_version(name, registry.CHAMPION)
+    if champion is not None:
+        protected.add(champion.version)
+        previous = registry.previous_champion(name, champion.version)
+        if previous is not None:
+            protected.add(previous)
+    archived = registry.archive_versions(name, settings.registry.keep, protected, when)
+    return {"archived": archived, "keep": settings.registry.keep}
 
 
 def rollback(settings, version: int | None, airflow_run_id: str) -> MoveResult:

@@ -52,7 +52,9 @@ def edges(dag):
                 ("score", "intervals_failed"),
                 ("drift", "intervals_failed"),
                 ("report", "intervals_failed"),
-                ("guard", "catch_up"),
+                ("drift", "rollout"),
+                ("guard", "rollout"),
+                ("rollout", "catch_up"),
                 ("report", "catch_up"),
                 ("intervals_failed", "catch_up"),
             },
@@ -72,6 +74,7 @@ def edges(dag):
                 ("approval", "promote"),
                 ("train", "promote"),
                 ("evaluate", "promote"),
+                ("promote", "retain"),
             },
         ),
         ("rollback", set()),
@@ -127,7 +130,14 @@ def test_approval_waits_a_bounded_time_then_rejects(bag):
 
 
 # tasks that move an alias of the registered model (or write drift_watch's trigger state)
-REGISTRY_TASKS = {("retrain", "promote"), ("monitor", "guard"), ("rollback", "move_champion"), ("drift_watch", "mark_handled")}
+REGISTRY_TASKS = {
+    ("retrain", "promote"),
+    ("retrain", "retain"),
+    ("monitor", "rollout"),
+    ("monitor", "guard"),
+    ("rollback", "move_champion"),
+    ("drift_watch", "mark_handled"),
+}
 
 
 def test_pools_are_declared_and_alias_moves_share_the_registry_pool(bag):
@@ -223,7 +233,7 @@ def test_mlflow_link_on_the_tasks_that_write_to_mlflow(bag):
 
     expected = {
         "retrain": {"train", "evaluate", "promote"},
-        "monitor": {"drift", "report", "guard"},
+        "monitor": {"drift", "report", "guard", "rollout"},
         "rollback": {"move_champion"},
         "ingest": set(),
         "drift_watch": set(),

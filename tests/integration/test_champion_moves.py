@@ -205,3 +205,34 @@ def test_pools_are_created_with_one_slot(airflow_db):
 
     for name in POOLS:
         assert Pool.get_pool(name).slots == 1, name
+
+
+def test_retention_archives_old_versions_but_never_the_champion_its_predecessor_or_an_alias_holder(project_factory, mlflow_client):
+    """Eight versions, keep 2: v7 and v8 are the newest; v4 is champion after v2 (its shadow), v5
+    holds an alias (a version under rollout). v1, v3 and v6 are archived: tagged, their aliases
+    gone, their artifacts and runs kept; a second pass archives nothing more."""
+    from include import registry
+    from include.retraining import retain
+
+    project = project_factory("retain", registry={"keep": 2})
+    _model(project, mlflow_client, versions=8, champion=2)
+    registry.set_champion(project.name, 4)  # history [2, 4]
+    mlflow_client.set_registered_model_alias(project.name, "candidate", "5")
+    mlflow_client.set_registered_model_alias(project.name, "old", "3")
+    done = retain(project.settings, "2026-03-01T00:00:00+00:00 (manual__x)")
+    assert done == {"archived": [1, 3, 6], "keep": 2}
+    for v in range(1, 9):
+        tags = mlflow_client.get_model_version(project.name, str(v)).tags
+        assert ("driftloop.archived" in tags) is (v in (1, 3, 6)), v
+    assert (
+        mlflow_client.get_model_version(project.name, "3")
+        .tags["driftloop.archived"]
+        .startswith("2026-03-01T00:00:00+00:00 (manual__x): beyond registry.keep=2")
+    )
+    assert set(mlflow_client.get_registered_model(project.name).aliases) == {"champion", "candidate"}  # "old" went with v3
+    assert _state(project, mlflow_client) == (4, [2, 4])
+    archived = mlflow_client.get_model_version(project.name, "1")
+    assert archived.status == "READY" and mlflow_client.get_run(archived.run_id).info.lifecycle_stage == "active"  # nothing deleted
+    assert retain(project.settings, "later")["archived"] == []
+    # an archived version is still a version a rollback may name
+    assert registry.rollback_plan(project.name, 1) == (1, [2, 4, 1])

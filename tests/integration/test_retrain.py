@@ -50,7 +50,7 @@ def test_initial_retrain_succeeds_and_promotes(initial):
     states = task_states(initial)
     assert states["approval"] == "skipped"  # promotion.mode is auto
     assert {k: v for k, v in states.items() if k != "approval"} == dict.fromkeys(
-        ["window", "gate", "train", "evaluate", "route", "promote"], "success"
+        ["window", "gate", "train", "evaluate", "route", "promote", "retain"], "success"
     )
 
 

@@ -88,3 +88,17 @@ def test_compare_scores_the_baseline_on_the_same_rows_and_refuses_a_model_worse_
     assert result["baseline_score"] == pytest.approx(0.5) and result["challenger_score"] < 0.5
     assert not result["better"] and result["checks"][0] == {"check": "baseline", "passed": False, "detail": result["reason"]}
     assert promotion.compare(settings, rows, old, None, None, baseline)["better"]
+
+
+@pytest.mark.parametrize(
+    ("versions", "keep", "protected", "archived", "expected"),
+    [
+        (list(range(1, 13)), 10, set(), set(), [1, 2]),
+        (list(range(1, 13)), 10, {1}, set(), [2]),  # the champion stays, however old
+        (list(range(1, 13)), 3, {2, 5}, {1, 3}, [4, 6, 7, 8, 9]),  # archived ones are not archived again
+        ([3, 1, 2], 5, set(), set(), []),
+        (list(range(1, 13)), 1, set(range(1, 13)), set(), []),
+    ],
+)
+def test_retention_keeps_the_newest_and_every_protected_version(versions, keep, protected, archived, expected):
+    assert promotion.to_archive(versions, keep, protected, archived) == expected
