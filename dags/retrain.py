@@ -138,8 +138,10 @@ def retrain():
         with fail_without_retry():  # @champion moved since the comparison: a person must look
             return move_alias(settings(), trained, comparison, get_current_context()["run_id"])
 
-    # archives versions beyond registry.keep once the decision is taken, whatever it was
-    @task(trigger_rule="all_done", pool=REGISTRY_POOL)
+    # archives versions beyond registry.keep once the decision is taken, whatever it was; a
+    # teardown: it runs last whatever happened, and its own state does not decide the run's (a
+    # leaf that succeeded after a failed promote would turn the run green)
+    @task(pool=REGISTRY_POOL)
     def retain() -> dict:
         from include.retraining import retain as archive_old_versions
 
@@ -154,7 +156,7 @@ def retrain():
     promoted = promote(trained, comparison)
     decision >> promoted
     approval >> promoted
-    promoted >> retain()
+    promoted >> retain().as_teardown()
 
 
 retrain()
