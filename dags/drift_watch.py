@@ -44,7 +44,7 @@ def drift_watch():
     trigger_retrain = TriggerDagRunOperator(
         task_id="trigger_retrain",
         trigger_dag_id="retrain",
-        trigger_run_id="drift__{{ ti.xcom_pull(task_ids='wait_for_drift')['end_key'] }}",
+        trigger_run_id="{{ ti.xcom_pull(task_ids='wait_for_drift')['retrain_run_id'] }}",
         conf={"reason": "drift", "end": "{{ ti.xcom_pull(task_ids='wait_for_drift')['end'] }}"},
         skip_when_already_exists=True,
         logical_date=None,
@@ -57,7 +57,7 @@ def drift_watch():
     def mark_handled(drift: dict) -> dict:
         from include.monitoring import mark_handled as mark
 
-        return mark(settings(), drift, f"drift__{drift['end_key']}")
+        return mark(settings(), drift, drift["retrain_run_id"])
 
     trigger_retrain >> mark_handled(wait_for_drift.output)
     wait_for_drift >> trigger_retrain

@@ -113,7 +113,7 @@ def monitor():
     # on the verdicts there are (a failed interval has none, like one whose labels have not come)
     @mlflow_task(on_success_callback=ALERT_ON_RESULT, pool=REGISTRY_POOL, trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
     def guard(verdicts: list[dict]) -> dict:
-        from include.retraining import guard_champion
+        from include.moves import guard_champion
 
         return guard_champion(settings(), get_current_context()["run_id"])
 
@@ -121,7 +121,7 @@ def monitor():
     # once its labelled live rows decide; after guard, in the same one-slot pool
     @mlflow_task(on_success_callback=ALERT_ON_RESULT, pool=REGISTRY_POOL, trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
     def rollout(verdicts: list[dict]) -> dict:
-        from include.retraining import rollout_step
+        from include.rollout import rollout_step
 
         return rollout_step(settings(), get_current_context()["run_id"])
 

@@ -133,7 +133,7 @@ def retrain():
 
     @mlflow_task(trigger_rule="none_failed_min_one_success", on_success_callback=ALERT_ON_RESULT, pool=REGISTRY_POOL)
     def promote(trained: dict, comparison: dict) -> dict:
-        from include.retraining import promote as move_alias
+        from include.moves import promote as move_alias
 
         with fail_without_retry():  # @champion moved since the comparison: a person must look
             return move_alias(settings(), trained, comparison, get_current_context()["run_id"])
@@ -143,7 +143,7 @@ def retrain():
     # leaf that succeeded after a failed promote would turn the run green)
     @task(pool=REGISTRY_POOL)
     def retain() -> dict:
-        from include.retraining import retain as archive_old_versions
+        from include.moves import retain as archive_old_versions
 
         ctx = get_current_context()
         return archive_old_versions(settings(), f"{ctx['dag_run'].run_after.isoformat()} ({ctx['run_id']})")

@@ -35,7 +35,7 @@ CONFIG = load_dag_settings()
 def rollback():
     @mlflow_task(pool=REGISTRY_POOL)
     def move_champion() -> dict:
-        from include.retraining import rollback as roll_back
+        from include.moves import rollback as roll_back
 
         ctx = get_current_context()
         with fail_without_retry():  # nothing to roll back to, no such version, @champion moved meanwhile

@@ -67,49 +67,68 @@ def failure(
 def from_result(name: str, dag_id: str, run_id: str, task_id: str, result: dict | None, map_index: int = -1) -> Alert | None:
     """The alert a task's result calls for, or None when there is nothing to tell.
 
-    Understands the results of retrain's ``promote``, monitor's ``guard``, drift_watch's
-    ``mark_handled`` and ingest's ``gate`` (landing files that belong to no window).
+    Reads the result's ``kind`` (every result a task alerts on has one): ``promotion`` (retrain's
+    ``promote``, monitor's ``rollout``), ``guard`` (monitor's ``guard``), ``verdict`` (monitor's
+    ``drift``: a business metric that fell), ``drift_trigger`` (drift_watch's ``mark_handled``) and
+    ``gate`` (ingest's ``gate``: landing files that belong to no window). Any other result says
+    nothing.
     """
     if not isinstance(result, dict):
         return None
+    handler = _BY_KIND.get(result.get("kind"))
+    return handler(name, dag_id, run_id, task_id, result, map_index) if handler else None
+
+
+def _promotion(name: str, dag_id: str, run_id: str, task_id: str, result: dict, map_index: int) -> Alert | None:
     link = result.get("mlflow_url")
-    if "promoted" in result:
-        if not result["promoted"]:
-            if not result.get("refused_by"):  # merely not better than the champion: nothing to hear about
-                return None
-            which = f"v{result['challenger']}" if result.get("challenger") is not None else "the challenger"
-            title = f"{name}: {which} refused by the {', '.join(result['refused_by'])} check(s)"
-            return Alert("rejected", title, result["reason"], dag_id, run_id, task_id, link, map_index)
+    if result["promoted"]:
         return Alert(
             "promotion", f"{name}: v{result['champion']} is the new champion", result["reason"], dag_id, run_id, task_id, link, map_index
         )
-    if "degraded" in result:
-        if result.get("rolled_back"):
-            title = f"{name}: champion rolled back from v{result['from']} to v{result['champion']}"
-            return Alert("rollback", title, result["reason"], dag_id, run_id, task_id, link, map_index)
-        if result["degraded"]:
-            why = "monitoring.rollback is manual" if result.get("mode") == "manual" else "not rolled back: the evidence is stale"
-            title = f"{name}: champion v{result['champion']} trails its shadow ({why})"
-            # once per piece of evidence: a monitor run that finds the same intervals again is quiet
-            evidence = result.get("evidence")
-            subject = f"v{result['champion']}__{result.get('mode')}__{'_'.join(evidence)}" if evidence else None
-            return Alert("degraded", title, result["reason"], dag_id, run_id, task_id, link, map_index, subject=subject)
+    if not result.get("refused_by"):  # merely not better than the champion, or under rollout: nothing to hear about
         return None
+    which = f"v{result['challenger']}" if result.get("challenger") is not None else "the challenger"
+    title = f"{name}: {which} refused by the {', '.join(result['refused_by'])} check(s)"
+    return Alert("rejected", title, result["reason"], dag_id, run_id, task_id, link, map_index)
+
+
+def _guard(name: str, dag_id: str, run_id: str, task_id: str, result: dict, map_index: int) -> Alert | None:
+    link = result.get("mlflow_url")
+    if result.get("rolled_back"):
+        title = f"{name}: champion rolled back from v{result['from']} to v{result['champion']}"
+        return Alert("rollback", title, result["reason"], dag_id, run_id, task_id, link, map_index)
+    if not result["degraded"]:
+        return None
+    why = "monitoring.rollback is manual" if result.get("mode") == "manual" else "not rolled back: the evidence is stale"
+    title = f"{name}: champion v{result['champion']} trails its shadow ({why})"
+    # once per piece of evidence: a monitor run that finds the same intervals again is quiet
+    evidence = result.get("evidence")
+    subject = f"v{result['champion']}__{result.get('mode')}__{'_'.join(evidence)}" if evidence else None
+    return Alert("degraded", title, result["reason"], dag_id, run_id, task_id, link, map_index, subject=subject)
+
+
+def _verdict(name: str, dag_id: str, run_id: str, task_id: str, result: dict, map_index: int) -> Alert | None:
     worth = result.get("business")
-    if isinstance(worth, dict) and worth.get("fell") and "start" in result:
-        title = f"{name}: {worth['metric']} fell to {worth['value']:.4f} in [{result['start']}, {result['end']})"
-        text = (
-            f"{worth['metric']} {worth['value']:.4f} on {worth['rows']} rows against {worth['reference']:.4f} on champion "
-            f"v{result.get('model_version')}'s out-of-time rows: more than business.max_drop {worth['max_drop']} below"
-        )
-        return Alert("business", title, text, dag_id, run_id, task_id, link, map_index)
-    if "unplaced" in result:
-        return unplaced(name, dag_id, run_id, task_id, result["unplaced"], map_index)
-    if "retrain_run_id" in result:
-        intervals = ", ".join(result["verdicts"])
-        text = f"drifted intervals {intervals}; retrain run {result['retrain_run_id']} started"
-        return Alert("drift", f"{name}: drift detected, retraining", text, dag_id, run_id, task_id, link, map_index)
-    return None
+    if not (isinstance(worth, dict) and worth.get("fell")):
+        return None
+    title = f"{name}: {worth['metric']} fell to {worth['value']:.4f} in [{result['start']}, {result['end']})"
+    text = (
+        f"{worth['metric']} {worth['value']:.4f} on {worth['rows']} rows against {worth['reference']:.4f} on champion "
+        f"v{result.get('model_version')}'s out-of-time rows: more than business.max_drop {worth['max_drop']} below"
+    )
+    return Alert("business", title, text, dag_id, run_id, task_id, result.get("mlflow_url"), map_index)
+
+
+def _drift_trigger(name: str, dag_id: str, run_id: str, task_id: str, result: dict, map_index: int) -> Alert:
+    text = f"drifted intervals {', '.join(result['verdicts'])}; retrain run {result['retrain_run_id']} started"
+    return Alert("drift", f"{name}: drift detected, retraining", text, dag_id, run_id, task_id, result.get("mlflow_url"), map_index)
+
+
+def _gate(name: str, dag_id: str, run_id: str, task_id: str, result: dict, map_index: int) -> Alert | None:
+    return unplaced(name, dag_id, run_id, task_id, result.get("unplaced") or [], map_index)
+
+
+_BY_KIND = {"promotion": _promotion, "guard": _guard, "verdict": _verdict, "drift_trigger": _drift_trigger, "gate": _gate}
 
 
 def unplaced(name: str, dag_id: str, run_id: str, task_id: str, files: list[dict], map_index: int = -1) -> Alert | None:
@@ -156,7 +175,7 @@ def result_alerts(name: str, dag_id: str, run_id: str, task_id: str, result: dic
     """Every alert a task's result calls for: ``from_result``'s, plus late landing files and the
     gate's warnings."""
     found = [from_result(name, dag_id, run_id, task_id, result, map_index)]
-    if isinstance(result, dict):
+    if isinstance(result, dict) and result.get("kind") in ("gate", "publish"):
         found.append(late(name, dag_id, run_id, task_id, result.get("late") or [], map_index))
         found.append(quality_warnings(name, dag_id, run_id, task_id, result.get("warnings") or [], map_index))
     return [a for a in found if a is not None]

@@ -15,9 +15,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from include.airflow_api import Airflow
 from include.storage import Window
+
+if TYPE_CHECKING:
+    from include.config import Settings
 
 DAG_IDS = ("ingest", "monitor", "drift_watch", "retrain", "rollback")
 
@@ -155,7 +159,7 @@ class Driver:
         self.out("\n" + format_table(self.table, self.settings.model.metric))
 
 
-def landing_span(settings) -> tuple[datetime, datetime] | None:
+def landing_span(settings: Settings) -> tuple[datetime, datetime] | None:
     """The first and last readable event time in the landing zone (its files only read, the
     timestamp column alone), or None when it holds none."""
     from include.landing import LandingZone, parse_timestamps

@@ -13,9 +13,12 @@ Greater is better for both. Pure: scores and outcomes in, a number out.
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from include.config import BusinessSettings
 
 
 class BusinessValue(TypedDict):
@@ -28,7 +31,9 @@ def needs_labels(metric: str) -> bool:
     return metric == "expected_value"
 
 
-def value(settings, task: str, scores: np.ndarray, target: np.ndarray | None = None, classes: list | None = None) -> BusinessValue:
+def value(
+    settings: BusinessSettings, task: str, scores: np.ndarray, target: np.ndarray | None = None, classes: list | None = None
+) -> BusinessValue:
     """The business metric of ``scores`` (and their outcomes ``target``, aligned).
 
     Args:

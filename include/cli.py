@@ -13,6 +13,10 @@ import os
 import sys
 import time
 from importlib import metadata
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from include.config import Settings
 
 PACKAGES = ("apache-airflow", "mlflow", "great-expectations", "evidently", "scikit-learn", "deltalake")
 
@@ -183,7 +187,7 @@ def _read(path: str, progress: _Progress):
     return frame
 
 
-def _span(frame, settings, where: str, window: list[str] | None = None):
+def _span(frame, settings: Settings, where: str, window: list[str] | None = None):
     """The event times parsed as ingest parses them, and the window: as given, or the whole days
     the readable times span."""
     from include.landing import parse_timestamps
@@ -222,16 +226,16 @@ def _check(args) -> int:
     return 1 if report["failed"] else 0
 
 
-def _champion_profile(settings, progress: _Progress) -> dict | None:
+def _champion_profile(settings: Settings, progress: _Progress) -> dict | None:
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         progress("MLFLOW_TRACKING_URI is not set: checking with the config's rules only")
         return None
-    from include import registry
+    from include import registry, tracking
 
     registry.configure_mlflow(settings.mlflow)
     progress(f"asking MLflow at {registry.strip_userinfo(os.environ['MLFLOW_TRACKING_URI'])} for @champion's profile")
     try:
-        learned = registry.champion_profile(settings.name)
+        learned = tracking.champion_profile(settings.name)
     except Exception as err:  # noqa: BLE001 - any failure to reach MLflow is a usage problem here
         raise UsageError(f"MLflow did not answer ({type(err).__name__}: {err}); use --no-champion to check without it") from None
     progress("no champion yet: the config's rules only" if learned is None else f"learned tolerances of {learned.get('window')}")
@@ -286,7 +290,7 @@ def _drift(args) -> int:
     return 1 if decision["drift"] else 0
 
 
-def _labels(frame, settings, side: str):
+def _labels(frame, settings: Settings, side: str):
     import pandas as pd
 
     from include import monitoring
@@ -300,7 +304,7 @@ def _labels(frame, settings, side: str):
     return monitoring.label_values(rows, settings, f"the {side} file's labelled rows")
 
 
-def _drift_table(verdict: dict, settings, args) -> str:
+def _drift_table(verdict: dict, settings: Settings, args) -> str:
     from include.config import target_kind
 
     data = settings.data

@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import TypedDict
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 import pandas as pd
 
-from include import quality, registry
+from include import quality, tracking
 from include.curated import Commit, CuratedError
 from include.landing import LandingZone, parse_timestamps
 from include.quarantine import Quarantine, QuarantineError
 from include.storage import Storage, Window
+
+if TYPE_CHECKING:
+    from include.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,10 @@ class RunInfo(TypedDict, total=False):
 
 
 class GateResult(TypedDict):
+    """What ingest's ``gate`` found: it may call for alerts (files of no window, late files, the
+    findings of rules set to warn)."""
+
+    kind: Literal["gate"]
     rows: int
     checks: int
     staged: str
@@ -49,6 +56,7 @@ class GateResult(TypedDict):
 
 
 class PublishResult(TypedDict):
+    kind: Literal["publish"]
     rows: int
     version: int | None
     dropped: int
@@ -103,7 +111,7 @@ def _schema_outcome(err: CuratedError) -> dict:
     }
 
 
-def check_landing(settings, window: Window, run: RunInfo, force: bool = False) -> GateResult:
+def check_landing(settings: Settings, window: Window, run: RunInfo, force: bool = False) -> GateResult:
     """Reads the window's landing rows and runs the gate.
 
     A batch that fails becomes a new numbered quarantine entry (its rows per file as read, and the
@@ -132,7 +140,7 @@ def check_landing(settings, window: Window, run: RunInfo, force: bool = False) -
                 'To empty the window anyway, trigger ingest with {"force": true}.'
             )
         return _stage(storage, window, run, batch, holds, [], jail, landing, manifest, 0, None, batch.frame)
-    learned = registry.champion_profile(settings.name)
+    learned = tracking.champion_profile(settings.name)
     try:
         report = quality.validate(batch.frame, settings.data, window, learned, settings.quality, "ingest", now=now)
         try:
@@ -165,6 +173,7 @@ def _stage(
     if holds:
         log.warning("rows inside open quarantine entries stay out of this window: %s", [h.as_dict() for h in holds])
     return {
+        "kind": "gate",
         "rows": len(batch.frame),
         "checks": checks,
         "staged": staged,
@@ -177,7 +186,7 @@ def _stage(
     }
 
 
-def check_accepted(settings, entry_id: str, reason: str | None, run: RunInfo) -> GateResult:
+def check_accepted(settings: Settings, entry_id: str, reason: str | None, run: RunInfo) -> GateResult:
     """Stages an open quarantine entry's rows as they were quarantined, for an operator who
     accepts them (``ingest`` run conf ``{"accept": "<entry>", "reason": "..."}``).
 
@@ -226,6 +235,7 @@ def check_accepted(settings, entry_id: str, reason: str | None, run: RunInfo) ->
         log.warning("%d row(s) of entry %s have no readable event time inside its window and stay quarantined", left, entry_id)
     log.info("entry %s: %d rows staged for acceptance (%s)", entry_id, len(frame), reason)
     return {
+        "kind": "gate",
         "rows": len(frame),
         "checks": 0,
         "staged": staged,
@@ -244,6 +254,7 @@ def _published_by(storage: Storage, window: Window, run: RunInfo) -> PublishResu
         if commit.get("driftloop.run_id") == run.get("run_id") and commit.get("driftloop.window_start") == window.start.isoformat():
             rows = int(commit.get("driftloop.rows", 0))
             return {
+                "kind": "publish",
                 "rows": rows,
                 "version": commit["version"],
                 "dropped": int(commit.get("driftloop.dropped", 0)),
@@ -254,7 +265,7 @@ def _published_by(storage: Storage, window: Window, run: RunInfo) -> PublishResu
     return None
 
 
-def publish(settings, window: Window, run: RunInfo, force: bool = False) -> PublishResult:
+def publish(settings: Settings, window: Window, run: RunInfo, force: bool = False) -> PublishResult:
     """Replaces the window's curated rows with the staged ones in one Delta commit, records the
     window as published from the files it read, and closes the window's open quarantine entries
     (``resolved``; with an accept, that entry ``accepted`` and the others ``superseded``).
@@ -302,6 +313,7 @@ def publish(settings, window: Window, run: RunInfo, force: bool = False) -> Publ
     storage.fs.rm(staged)
     storage.fs.rm(meta_path)
     return {
+        "kind": "publish",
         "rows": written["rows"],
         "version": written["version"],
         "dropped": written["dropped"],

@@ -17,10 +17,14 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from include.storage import Storage, Window, is_data_file, open_fs, parquet_frame, to_utc
+
+if TYPE_CHECKING:
+    from include.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +124,7 @@ class LandingZone:
         self.path = storage.path("_manifest", "landing.json")
 
     @classmethod
-    def from_settings(cls, settings, storage: Storage | None = None) -> LandingZone:
+    def from_settings(cls, settings: Settings, storage: Storage | None = None) -> LandingZone:
         data = settings.data
         return cls(storage or Storage.from_settings(settings), data.landing, data.timestamp, data.timestamp_format)
 

@@ -9,19 +9,105 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Literal, TypedDict
 
 import numpy as np
 import pandas as pd
 
-from include import charts, labels, registry, rollout
-from include.config import target_kind
+from include import charts, labels, registry, rollout, tracking
+from include.champion import previous_champion, rollout_record
+from include.config import Settings, target_kind
 from include.drift import column_drift, drift_decision, drift_report, plain_features, series_drift
 from include.errors import DataError
 from include.landing import LandingZone
-from include.storage import Storage, Window, to_utc
+from include.storage import Storage, Window, drift_retrain_run_id, to_utc
 from include.training import predict, score
 
 log = logging.getLogger(__name__)
+
+
+class RolloutLive(TypedDict):
+    """An interval's part of a rollout's evidence (the verdict's ``rollout``)."""
+
+    version: int
+    strategy: str
+    share: float
+    labelled_rows: int  # the candidate's (canary: the rows it served)
+    champion_rows: int
+    candidate_metric: float | None
+    champion_metric: float | None
+
+
+class BusinessVerdict(TypedDict):
+    """The verdict's ``business``: the interval's value against the champion's own."""
+
+    metric: str
+    value: float | None
+    rows: int
+    reference: float | None  # the champion's value on its training run's out-of-time rows
+    max_drop: float
+    fell: bool | None
+
+
+class ScoreResult(TypedDict):
+    """What monitor's ``score`` returns (``score_interval``)."""
+
+    rows: int
+    model_version: int
+    predictions: str  # the predictions file
+    live_metric: float | None
+    labelled_rows: int
+    shadow_version: int | None
+    shadow_metric: float | None
+    business: dict | None  # ``include.business.BusinessValue`` plus the champion's ``classes``
+    rollout: RolloutLive | None
+
+
+class VerdictSummary(TypedDict):
+    """What monitor's ``drift`` returns and its verdict event carries (``check_drift``)."""
+
+    kind: Literal["verdict"]
+    start: str
+    end: str
+    drift: bool
+    drift_share: float
+    live_metric: float | None
+    model_version: int
+    shadow_version: int | None
+    shadow_metric: float | None
+    mlflow_run_id: str
+    prediction_drift: bool | None
+    target_drift: bool | None
+    business: BusinessVerdict | None
+    mlflow_url: str | None
+
+
+class PendingDrift(TypedDict):
+    """A drift a retrain should answer (``pending_drift``), as the DriftSensor passes it on."""
+
+    end: str
+    verdicts: list[str]  # the drifted intervals' keys
+    drift_share: float
+    model_version: int
+    retrain_run_id: str  # the retrain that answers it (``storage.drift_retrain_run_id``)
+
+
+class HandledDrift(TypedDict):
+    """What drift_watch's ``mark_handled`` returns."""
+
+    kind: Literal["drift_trigger"]
+    retrain_run_id: str
+    verdicts: list[str]
+
+
+class Degradation(TypedDict):
+    """The evidence that the champion does worse than its shadow (``degradation``)."""
+
+    champion: int
+    shadow: int
+    verdicts: list[str]
+    gaps: list[float]
+    reason: str
 
 
 class NoChampion(LookupError):
@@ -35,7 +121,7 @@ def champion_or_raise(name: str) -> registry.VersionInfo:
     return champion
 
 
-def live_metric(model, labelled: pd.DataFrame, settings, predictions: np.ndarray | None = None) -> float | None:
+def live_metric(model, labelled: pd.DataFrame, settings: Settings, predictions: np.ndarray | None = None) -> float | None:
     """The primary metric on the labelled rows, or None when there are none (or one class only).
 
     Features and labels may use nullable pandas dtypes; they are scored as plain numpy values.
@@ -58,7 +144,7 @@ def live_metric(model, labelled: pd.DataFrame, settings, predictions: np.ndarray
         return None
 
 
-def labelled_rows(frame: pd.DataFrame, settings) -> pd.DataFrame:
+def labelled_rows(frame: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     """The rows of ``frame`` whose label is known, in the rows themselves or in the labels files."""
     data = settings.data
     rows = labels.with_labels(frame, data, settings.model.task)
@@ -77,7 +163,7 @@ def output_drift(
     confirm it (the outcomes moved), and are in the verdict, its MLflow run and the drift chart.
 
     Args:
-        reference: the champion's ``registry.monitoring_reference`` when the caller has it.
+        reference: the champion's ``tracking.monitoring_reference`` when the caller has it.
 
     Returns:
         ``{"prediction_drift": {...}, "target_drift": {...}}``, each as a column of
@@ -85,7 +171,7 @@ def output_drift(
         out-of-time scores were kept) or ``no_labels``.
     """
     chosen = settings.monitoring
-    reference = registry.monitoring_reference(champion) if reference is None else reference
+    reference = tracking.monitoring_reference(champion) if reference is None else reference
     if reference is None:
         missing = unjudged("no_reference", f"v{champion.version} was trained before driftloop kept its out-of-time scores")
         return {"prediction_drift": missing, "target_drift": missing}
@@ -99,7 +185,7 @@ def unjudged(status: str, note: str) -> dict:
     return {"status": status, "drifted": None, "score": None, "threshold": None, "method": None, "method_name": None, "note": note}
 
 
-def label_values(rows: pd.DataFrame, settings, where: str) -> pd.Series:
+def label_values(rows: pd.DataFrame, settings: Settings, where: str) -> pd.Series:
     """The target of labelled ``rows`` as plain numbers (``include.labels.label_values``)."""
     data = settings.data
     if rows.empty:
@@ -107,7 +193,7 @@ def label_values(rows: pd.DataFrame, settings, where: str) -> pd.Series:
     return labels.label_values(rows[data.target], settings.model.task, where, data.target, rows[data.id], source=where)
 
 
-def target_drift(settings, reference: pd.Series, current: pd.Series) -> dict:
+def target_drift(settings: Settings, reference: pd.Series, current: pd.Series) -> dict:
     """The drift of the labels: classes compared as categories, regression targets as numbers."""
     if current.dropna().empty:
         return unjudged("no_labels", "no label has come for these rows yet")
@@ -135,7 +221,7 @@ def verdict_record(window: dict, rows: int, reference_rows: int, decision: dict,
     return {k: given[k] if k in given else rest.get(k, defaults.get(k)) for k in VERDICT_KEYS}
 
 
-def score_interval(settings, window: Window) -> dict:
+def score_interval(settings: Settings, window: Window) -> ScoreResult:
     """Scores the interval's curated rows with ``@champion`` and stores one prediction per id.
 
     With ``monitoring.shadow`` the previous champion (if any) scores the same rows as a shadow:
@@ -160,7 +246,7 @@ def score_interval(settings, window: Window) -> dict:
         raise DataError(f"no curated rows in [{window.start.isoformat()}, {window.end.isoformat()}): run ingest for this interval first")
     features = plain_features(frame, data.numeric, data.categorical)
     model = registry.load_model(f"models:/{settings.name}/{champion.version}")
-    shadow_version = registry.previous_champion(settings.name, champion.version) if settings.monitoring.shadow else None
+    shadow_version = previous_champion(settings.name, champion.version) if settings.monitoring.shadow else None
     shadow = registry.try_load_model(f"models:/{settings.name}/{shadow_version}", f"shadow v{shadow_version}") if shadow_version else None
     shadow_version = shadow_version if shadow is not None else None
 
@@ -208,17 +294,19 @@ def score_interval(settings, window: Window) -> dict:
     }
 
 
-def _candidate(settings):
+def _candidate(settings: Settings):
     """The running rollout and its candidate model, or ``(None, None)``; a candidate that cannot
     be loaded is logged and left out (the interval is scored by the champion alone)."""
-    running = registry.rollout_record(settings.name)
+    running = rollout_record(settings.name)
     if running is None:
         return None, None
     model = registry.try_load_model(f"models:/{settings.name}/{running['version']}", f"candidate v{running['version']}")
     return running, model
 
 
-def rollout_live(settings, running: dict, labelled: pd.DataFrame, made: pd.DataFrame, champion_model, candidate_model) -> dict:
+def rollout_live(
+    settings: Settings, running: dict, labelled: pd.DataFrame, made: pd.DataFrame, champion_model, candidate_model
+) -> RolloutLive:
     """This interval's part of the rollout evidence, for the verdict: the candidate's and the
     champion's live metric (shadow: on the same labelled rows; canary: each on the rows it
     served) and the rows each was measured on."""
@@ -240,7 +328,9 @@ def rollout_live(settings, running: dict, labelled: pd.DataFrame, made: pd.DataF
     }
 
 
-def interval_business(settings, scores: np.ndarray, labelled_scores: np.ndarray, labelled: pd.DataFrame, classes: list | None) -> dict:
+def interval_business(
+    settings: Settings, scores: np.ndarray, labelled_scores: np.ndarray, labelled: pd.DataFrame, classes: list | None
+) -> dict:
     """The interval's business value (``include.business``): ``approval_rate`` over every scored
     row, ``expected_value`` over the labelled ones; with the champion's ``classes``."""
     from include import business
@@ -254,7 +344,7 @@ def interval_business(settings, scores: np.ndarray, labelled_scores: np.ndarray,
     return {**result, "classes": classes}
 
 
-def business_verdict(settings, worth: dict | None, reference: pd.DataFrame | None) -> dict | None:
+def business_verdict(settings: Settings, worth: dict | None, reference: pd.DataFrame | None) -> BusinessVerdict | None:
     """The verdict's business record: the interval's value against the champion's own on its
     out-of-time rows (``reference``), and whether it fell by more than ``business.max_drop``."""
     if settings.business is None or worth is None:
@@ -286,7 +376,7 @@ def reference_window(champion: registry.VersionInfo, length: timedelta | None) -
     return Window(window.end - length, window.end)
 
 
-def reference_frame(settings, storage: Storage, champion: registry.VersionInfo) -> pd.DataFrame:
+def reference_frame(settings: Settings, storage: Storage, champion: registry.VersionInfo) -> pd.DataFrame:
     """The champion's training window (its last ``monitoring.reference`` when set) from curated
     storage, sampled to ``monitoring.reference_rows``."""
     window = reference_window(champion, settings.monitoring.reference)
@@ -297,7 +387,7 @@ def reference_frame(settings, storage: Storage, champion: registry.VersionInfo) 
     return frame.sample(n=limit, random_state=0) if len(frame) > limit else frame
 
 
-def check_drift(settings, window: Window, scored: dict) -> dict:
+def check_drift(settings: Settings, window: Window, scored: ScoreResult) -> VerdictSummary:
     """Compares the interval with the champion's training window and records the verdict.
 
     The verdict goes to storage (``verdicts/``) and to the ``<name>-monitoring`` experiment, with
@@ -313,7 +403,7 @@ def check_drift(settings, window: Window, scored: dict) -> dict:
     reference = reference_frame(settings, storage, champion)
     columns = column_drift(reference, current, data, settings.monitoring.columns)
     decision = drift_decision(columns, settings.monitoring.drift_share)
-    kept = registry.monitoring_reference(champion)
+    kept = tracking.monitoring_reference(champion)
     scores = storage.read_parquet(scored["predictions"])
     champion_scores = scores["champion_prediction"] if "champion_prediction" in scores.columns else scores["prediction"]
     outputs = output_drift(settings, champion, current, champion_scores, kept)
@@ -358,7 +448,7 @@ def check_drift(settings, window: Window, scored: dict) -> dict:
         handled=previous.get("handled"),
         demoted=previous.get("demoted") if previous.get("model_version") == scored["model_version"] else None,
     )
-    verdict["mlflow_run_id"] = registry.log_monitoring_run(settings, window, verdict)
+    verdict["mlflow_run_id"] = tracking.log_monitoring_run(settings, window, verdict)
     storage.write_json(verdict, path)
     chart = charts.drift_chart(storage.verdicts(), settings.monitoring.drift_share, settings.model.metric)
     if chart is not None:
@@ -367,6 +457,7 @@ def check_drift(settings, window: Window, scored: dict) -> dict:
     url = registry.run_url(verdict["mlflow_run_id"])
     log.info("MLflow monitoring run: %s", url or verdict["mlflow_run_id"])
     return {
+        "kind": "verdict",
         **{
             k: verdict[k]
             for k in (
@@ -388,7 +479,7 @@ def check_drift(settings, window: Window, scored: dict) -> dict:
     }
 
 
-def draw_report(settings, window: Window) -> str:
+def draw_report(settings: Settings, window: Window) -> str:
     """Evidently's HTML report of an interval's stored verdict: drawn from a sample of the rows the
     verdict compared, with its methods and thresholds (``include.drift.drift_report``), written
     where the verdict says (``report``) and to its MLflow run. A re-run replaces both.
@@ -409,12 +500,12 @@ def draw_report(settings, window: Window) -> str:
     mon = settings.monitoring
     html = drift_report(reference, current, settings.data, verdict["columns"], mon.drift_share, mon.report_rows)
     path = storage.write_text(html, verdict["report"])
-    registry.log_report(verdict["mlflow_run_id"], html)
+    tracking.log_report(verdict["mlflow_run_id"], html)
     log.info("interval %s: Evidently report from up to %d rows a side: %s", window.key, mon.report_rows, path)
     return path
 
 
-def pending_drift(verdicts: list[dict], consecutive: int, cooldown: timedelta, triggers: list[dict]) -> dict | None:
+def pending_drift(verdicts: list[dict], consecutive: int, cooldown: timedelta, triggers: list[dict]) -> PendingDrift | None:
     """The drift a retrain should answer, or None.
 
     A retrain is due when the latest ``consecutive`` verdicts are all drifted, none of them is
@@ -435,15 +526,16 @@ def pending_drift(verdicts: list[dict], consecutive: int, cooldown: timedelta, t
         if end - last < cooldown:
             log.info("drift at %s is within the cooldown (%s) of the retrain answering %s", end.isoformat(), cooldown, last.isoformat())
             return None
-    return {
-        "end": end.isoformat(),
-        "verdicts": [Window.parse(v["start"], v["end"]).key for v in latest],
-        "drift_share": latest[-1]["drift_share"],
-        "model_version": latest[-1]["model_version"],
-    }
+    return PendingDrift(
+        end=end.isoformat(),
+        verdicts=[Window.parse(v["start"], v["end"]).key for v in latest],
+        drift_share=latest[-1]["drift_share"],
+        model_version=latest[-1]["model_version"],
+        retrain_run_id=drift_retrain_run_id(end),
+    )
 
 
-def degradation(verdicts: list[dict], champion: int, margin: float, intervals: int, min_rows: int = 1) -> dict | None:
+def degradation(verdicts: list[dict], champion: int, margin: float, intervals: int, min_rows: int = 1) -> Degradation | None:
     """The evidence that ``champion`` does worse than its shadow, or None.
 
     The evidence is the latest ``intervals`` labelled verdicts (both live metrics present, on at
@@ -486,7 +578,7 @@ def degradation(verdicts: list[dict], champion: int, margin: float, intervals: i
     }
 
 
-def mark_demoted(settings, keys: list[str], airflow_run_id: str) -> None:
+def mark_demoted(settings: Settings, keys: list[str], airflow_run_id: str) -> None:
     """Marks the verdicts that led to a rollback, so they never count towards another one."""
     _mark_verdicts(Storage.from_settings(settings), keys, "demoted", airflow_run_id)
 
@@ -499,7 +591,7 @@ def _mark_verdicts(storage: Storage, keys: list[str], field: str, value: str) ->
         storage.write_json(verdict, vpath)
 
 
-def drift_state(settings) -> tuple[list[dict], list[dict]]:
+def drift_state(settings: Settings) -> tuple[list[dict], list[dict]]:
     """The verdicts and the record of drift-started retrains, from storage."""
     storage = Storage.from_settings(settings)
     path = storage.path("drift_watch", "triggers.json")
@@ -507,13 +599,13 @@ def drift_state(settings) -> tuple[list[dict], list[dict]]:
     return storage.verdicts(), triggers
 
 
-def find_pending_drift(settings) -> dict | None:
+def find_pending_drift(settings: Settings) -> PendingDrift | None:
     """What the DriftSensor asks on every poke."""
     verdicts, triggers = drift_state(settings)
     return pending_drift(verdicts, settings.monitoring.consecutive, settings.monitoring.cooldown, triggers)
 
 
-def mark_handled(settings, pending: dict, retrain_run_id: str) -> dict:
+def mark_handled(settings: Settings, pending: PendingDrift, retrain_run_id: str) -> HandledDrift:
     """Records that ``retrain_run_id`` answers the pending drift; idempotent for the same run."""
     storage = Storage.from_settings(settings)
     path = storage.path("drift_watch", "triggers.json")
@@ -522,4 +614,4 @@ def mark_handled(settings, pending: dict, retrain_run_id: str) -> dict:
         triggers.append({"end": pending["end"], "verdicts": pending["verdicts"], "retrain_run_id": retrain_run_id})
         storage.write_json({"triggers": triggers}, path)
     _mark_verdicts(storage, pending["verdicts"], "handled", retrain_run_id)
-    return {"retrain_run_id": retrain_run_id, "verdicts": pending["verdicts"]}
+    return HandledDrift(kind="drift_trigger", retrain_run_id=retrain_run_id, verdicts=pending["verdicts"])

@@ -5,7 +5,7 @@ time-based fold (rows its comparison model never trained on), minus any rows ins
 champion's own training window, so neither model is scored on rows it trained on.
 
 Every move of ``@champion`` (a promotion, a rollback by hand or by the guard) is a ``MovePlan``:
-recorded on the registered model before anything moves (``plan_move``, ``registry.record_move``),
+recorded on the registered model before anything moves (``plan_move``, ``champion.record_move``),
 then applied by ``carry_out`` as a compare-and-set: only while ``@champion`` is still the version
 the plan starts from (or already the one it ends at: a retry), history first, then the alias,
 then the plan is marked applied. A worker killed at any point leaves a plan its retry completes;
@@ -18,15 +18,17 @@ approval wait).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict
 
 import pandas as pd
 
 from include import registry, training
-from include.errors import DataError, DriftloopError, RegistryError
+from include.errors import DataError, DriftloopError
 from include.training import score
+
+if TYPE_CHECKING:
+    from include.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -35,44 +37,11 @@ class PromotionRejected(DriftloopError):
     """The challenger cannot be promoted; the message says why, with the numbers."""
 
 
-class ChampionMoved(RegistryError):
-    """``@champion`` is no longer the version a move was planned from (someone promoted or rolled
-    back meanwhile): the move is refused rather than undo theirs."""
-
-
-# "from" is a Python keyword, hence the functional form
-MovePlan = TypedDict(
-    "MovePlan",
-    {
-        "action": Literal["promote", "rollback"],
-        "from": int | None,  # @champion when the move was decided (the compare-and-set's expected value)
-        "to": int,
-        "history": list[int],  # the champion history once the move is done
-        "reason": str,
-        "applied": bool,
-        "verdicts": NotRequired[list[str]],  # a guard's rollback: the verdicts that showed the degradation
-    },
-)
-
-
-class MoveResult(MovePlan):
-    """An applied move as a task returns it: the plan plus the new champion's MLflow page."""
-
-    mlflow_url: str | None
-
-
-class PromotionResult(TypedDict):
-    """What retrain's ``promote`` did: ``promoted`` only when ``@champion`` moved to the challenger."""
-
-    promoted: bool
-    champion: int | None
-    reason: str
-    mlflow_url: str | None
-    # the checks a challenger failed that a better score cannot make up for (``GATES``): its
-    # refusal is an alert, where merely not beating the champion is not
-    refused_by: NotRequired[list[str]]
-    challenger: NotRequired[int]  # the version that was decided on
-    rollout: NotRequired[str]  # the challenger went under staged rollout (shadow or canary) instead
+def decided(promoted: bool, champion: int | None, reason: str, challenger: int, **more) -> PromotionResult:
+    """A ``PromotionResult`` (its link is added by the caller, which knows the champion's page)."""
+    return PromotionResult(
+        kind="promotion", promoted=promoted, champion=champion, reason=reason, mlflow_url=None, challenger=challenger, **more
+    )
 
 
 CheckName = Literal["baseline", "champion", "fairness", "business"]
@@ -221,7 +190,7 @@ def compare(
     )
 
 
-def _fairness(settings, rows: pd.DataFrame, mine, theirs, classes) -> dict:
+def _fairness(settings: Settings, rows: pd.DataFrame, mine, theirs, classes) -> dict:
     """Both models' fairness on the comparison rows and the gate's check (under ``check``)."""
     from include import fairness
 
@@ -243,7 +212,7 @@ def _fairness(settings, rows: pd.DataFrame, mine, theirs, classes) -> dict:
     }
 
 
-def _business(settings, rows: pd.DataFrame, mine, theirs, classes) -> dict:
+def _business(settings: Settings, rows: pd.DataFrame, mine, theirs, classes) -> dict:
     """Both models' business value on the comparison rows and the promotion's check (under
     ``check``): the challenger may not be worth less than the champion by more than
     ``promotion.max_business_drop``."""
@@ -267,68 +236,17 @@ def _business(settings, rows: pd.DataFrame, mine, theirs, classes) -> dict:
     return {"challenger": challenger, "champion": champion, "max_drop": allowed, "check": check}
 
 
-def to_archive(versions: list[int], keep: int, protected: set[int], archived: set[int]) -> list[int]:
-    """The versions retention archives: all but the newest ``keep``, leaving out the ``protected``
-    ones (the champion, the previous champion, a version under rollout) and those already
-    archived. Pure; in ascending order."""
-    newest = set(sorted(versions)[-keep:])
-    return sorted(v for v in versions if v not in newest and v not in protected and v not in archived)
+class PromotionResult(TypedDict):
+    """What retrain's ``promote`` (or monitor's ``rollout``) did: ``promoted`` only when
+    ``@champion`` moved to the challenger."""
 
-
-def plan_move(
-    name: str, action: Literal["promote", "rollback"], to: int, expected: int | None, reason: str, history: list[int] | None = None
-) -> MovePlan:
-    """A move of ``name@champion`` from ``expected`` to ``to``, not yet recorded nor applied.
-
-    Args:
-        name: the registered model.
-        action: what the move is, for the record.
-        to: the version that becomes champion.
-        expected: the version ``@champion`` must still be when the move is applied (None: no
-            champion).
-        reason: why, in words (goes into the record and the result).
-        history: the champion history afterwards; by default the settled history with ``to``
-            appended (unless it already ends with it).
-    """
-    if history is None:
-        settled = registry.settled_history(registry.champion_history(name), expected)
-        history = settled if settled[-1:] == [to] else [*settled, to]
-    return {"action": action, "from": expected, "to": to, "history": history, "reason": reason, "applied": False}
-
-
-def champion_now(name: str) -> int | None:
-    current = registry.alias_version(name, registry.CHAMPION)
-    return current.version if current else None
-
-
-def carry_out(name: str, airflow_run_id: str, plan: MovePlan, then: Callable[[], None] | None = None) -> MovePlan:
-    """Applies a recorded plan, once, as a compare-and-set on ``@champion``.
-
-    Each step is idempotent, so a retry after a crash anywhere completes the move: the history and
-    the alias (``registry.set_champion``, history first), then ``then()`` (tags, marks), then the
-    record is marked applied. An applied plan is returned as it is: a run cleared long after,
-    when someone may have moved the champion on or back, does not move it again.
-
-    Returns:
-        The plan, ``applied`` when the move is done.
-
-    Raises:
-        ChampionMoved: ``@champion`` is neither the plan's ``from`` nor its ``to``.
-    """
-    if plan.get("applied"):
-        return plan
-    now = champion_now(name)
-    if now not in (plan["from"], plan["to"]):
-        was = f"v{plan['from']}" if plan["from"] is not None else "unset"
-        is_now = f"is v{now} now" if now is not None else "was removed"
-        raise ChampionMoved(
-            f"{name}@champion {is_now}, but this {plan.get('action', 'move')} to v{plan['to']} was decided when it was {was}: "
-            f"refused rather than undo that move. Re-run to decide against the current champion."
-        )
-    registry.set_champion(name, plan["to"], plan["history"])
-    if then is not None:
-        then()
-    applied: MovePlan = {**plan, "applied": True}
-    registry.record_move(name, airflow_run_id, applied)
-    log.info("%s@champion: v%s -> v%s (%s)", name, plan["from"], plan["to"], plan["action"])
-    return applied
+    kind: Literal["promotion"]
+    promoted: bool
+    champion: int | None
+    reason: str
+    mlflow_url: str | None
+    # the checks a challenger failed that a better score cannot make up for (``GATES``): its
+    # refusal is an alert, where merely not beating the champion is not
+    refused_by: NotRequired[list[str]]
+    challenger: NotRequired[int]  # the version that was decided on
+    rollout: NotRequired[str]  # the challenger went under staged rollout (shadow or canary) instead

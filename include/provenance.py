@@ -8,6 +8,10 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from include.config import Settings
 
 CODE_VERSION_ENV = "DRIFTLOOP_CODE_VERSION"
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +36,7 @@ def code_version() -> str:
     return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def config_digest(settings) -> str:
+def config_digest(settings: Settings) -> str:
     """A digest of the configuration as driftloop read it (defaults filled in, paths resolved):
     two runs with the same digest ran under the same settings, whatever the YAML file's comments
     or key order."""

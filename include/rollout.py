@@ -20,10 +20,29 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Literal, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict
 
 import numpy as np
 import pandas as pd
+
+from include import cards, registry
+from include.champion import (
+    MovePlan,
+    carry_out,
+    champion_now,
+    end_rollout,
+    plan_move,
+    record_move,
+    recorded_move,
+    rollout_record,
+    start_rollout,
+)
+from include.promotion import PromotionResult, decided
+from include.storage import Storage, Window
+from include.tracking import update_card
+
+if TYPE_CHECKING:
+    from include.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +74,15 @@ class RolloutDecision(TypedDict):
     action: Literal["wait", "promote", "retire"]
     reason: str
     evidence: NotRequired[RolloutEvidence]
+
+
+class RolloutWait(TypedDict):
+    """monitor's ``rollout`` when the live rows do not decide yet (or nothing is under rollout)."""
+
+    kind: Literal["rollout"]
+    rollout: int | None  # the candidate, if any
+    action: Literal["wait"]
+    reason: str
 
 
 def in_canary(ids: pd.Series, share: float) -> np.ndarray:
@@ -105,3 +133,126 @@ def served(frame: pd.DataFrame, rollout: Rollout | None, champion_scores: np.nda
         "champion_prediction": champion_scores,
         "candidate_prediction": candidate_scores,
     }
+
+
+def begin_rollout(settings: Settings, staged: dict, airflow_run_id: str) -> None:
+    """Puts a better challenger under rollout (``include.rollout``): ``@candidate`` and the
+    rollout record; a rollout still running for another version is ended (retired, replaced).
+    Idempotent: a retry sets the same alias and record."""
+    name, version = settings.name, staged["candidate"]
+    running = rollout_record(name)
+    if running is not None and running["version"] != version:
+        end_rollout(name, running["version"], "retired", f"replaced by v{version}")
+        update_card(settings, {"version": running["version"]}, decision=_retired(f"replaced by v{version}", running["champion"]))
+    record = Rollout(
+        version=version,
+        strategy=staged["strategy"],
+        share=settings.promotion.canary_share if staged["strategy"] == "canary" else 0.0,
+        since=registry.get_version(name, version).window_end,
+        champion=staged["champion"],
+        started_by=airflow_run_id,
+    )
+    start_rollout(name, record)
+
+
+def _retired(reason: str, champion: int | None) -> cards.Decision:
+    return cards.Decision(state="retired", reason=reason, champion_before=champion, refused_by=["rollout"])
+
+
+def rollout_evidence(settings: Settings, running: Rollout) -> tuple[RolloutEvidence, object, object]:
+    """The live rows a rollout is judged on so far, from the stored predictions and the labels
+    known now (labels that came after an interval was monitored count): every monitored interval
+    the candidate took part in, rows from ``running["since"]`` on. Returns the evidence and the
+    two models (champion, candidate)."""
+    from include.monitoring import labelled_rows, live_metric
+    from include.storage import to_utc
+
+    storage = Storage.from_settings(settings)
+    data, since = settings.data, to_utc(running["since"])
+    parts, intervals = [], []
+    for verdict in storage.verdicts():
+        if (verdict.get("rollout") or {}).get("version") != running["version"] or to_utc(verdict["end"]) <= since:
+            continue
+        window = Window.parse(verdict["start"], verdict["end"])
+        scores = storage.read_parquet(storage.predictions_path(window))[[data.id, "role", "champion_prediction", "candidate_prediction"]]
+        labelled = labelled_rows(storage.read_curated(window), settings)
+        joined = labelled.merge(scores, on=data.id, how="inner")
+        parts.append(joined[joined[data.timestamp] >= since])
+        intervals.append(window.key)
+    rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    champion_model = registry.load_model(f"models:/{settings.name}/{running['champion']}")
+    candidate_model = registry.load_model(f"models:/{settings.name}/{running['version']}")
+    if rows.empty:
+        return (
+            RolloutEvidence(rows=0, champion_rows=0, candidate_metric=None, champion_metric=None, intervals=intervals),
+            None,
+            None,
+        )
+    mine = rows["role"] == "canary" if running["strategy"] == "canary" else pd.Series(True, index=rows.index)
+    theirs = rows["role"] == "champion" if running["strategy"] == "canary" else mine
+    evidence = RolloutEvidence(
+        rows=int(mine.sum()),
+        champion_rows=int(theirs.sum()),
+        candidate_metric=live_metric(candidate_model, rows[mine], settings, rows.loc[mine, "candidate_prediction"].to_numpy()),
+        champion_metric=live_metric(champion_model, rows[theirs], settings, rows.loc[theirs, "champion_prediction"].to_numpy()),
+        intervals=intervals,
+    )
+    return evidence, champion_model, candidate_model
+
+
+def rollout_step(settings: Settings, airflow_run_id: str) -> PromotionResult | RolloutWait:
+    """monitor's ``rollout`` task: promotes or retires the candidate once the live rows decide
+    (``decide``), once per Airflow run; the move is recorded before it is made,
+    like every move of ``@champion``.
+
+    Returns:
+        Nothing to tell (a ``RolloutWait``), or a
+        ``PromotionResult``: promoted, or refused by the ``rollout`` check (retired).
+    """
+    name = settings.name
+    key = f"{airflow_run_id}__rollout"
+    done = recorded_move(name, key)
+    if done is None:
+        running = rollout_record(name)
+        if running is None:
+            return RolloutWait(kind="rollout", rollout=None, action="wait", reason="no rollout running")
+        champion = champion_now(name)
+        if champion != running["champion"]:
+            reason = (
+                f"@champion moved to v{champion} during the rollout, which measured v{running['version']} against v{running['champion']}"
+            )
+            decision = RolloutDecision(action="retire", reason=reason)
+        else:
+            evidence, _, _ = rollout_evidence(settings, running)
+            mon = settings.promotion
+            decision = decide(running, evidence, settings.model.metric, mon.min_rows, mon.min_improvement)
+        log.info("rollout: %s", decision["reason"])
+        if decision["action"] == "wait":
+            return RolloutWait(kind="rollout", rollout=running["version"], action="wait", reason=decision["reason"])
+        if decision["action"] == "promote":
+            done = plan_move(name, "promote", running["version"], running["champion"], decision["reason"])
+        else:
+            done = {"action": "retire", "candidate": running["version"], "champion": champion, "reason": decision["reason"]}
+        done = record_move(name, key, done)
+    if done["action"] == "retire":
+        end_rollout(name, done["candidate"], "retired", done["reason"])
+        update_card(settings, {"version": done["candidate"]}, decision=_retired(done["reason"], done["champion"]))
+        result = decided(
+            promoted=False,
+            champion=done["champion"],
+            reason=done["reason"],
+            refused_by=["rollout"],
+            challenger=done["candidate"],
+        )
+    else:
+        plan: MovePlan = done
+
+        def finish() -> None:
+            registry.client().set_model_version_tag(name, str(plan["to"]), "driftloop.decision", "promoted")
+            end_rollout(name, plan["to"], "promoted", plan["reason"])
+
+        applied = carry_out(name, key, plan, then=finish)
+        decision = cards.Decision(state="promoted", reason=applied["reason"], champion_before=applied["from"], refused_by=[])
+        update_card(settings, {"version": applied["to"]}, decision=decision)
+        result = decided(promoted=True, champion=applied["to"], reason=applied["reason"], challenger=applied["to"])
+    return {**result, "mlflow_url": registry.version_url(name, result["champion"])}

@@ -32,10 +32,14 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import fsspec
 import pandas as pd
 from fsspec.implementations.local import LocalFileSystem
+
+if TYPE_CHECKING:
+    from include.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +118,7 @@ class Window:
     @property
     def key(self) -> str:
         """A file-name-safe key, e.g. ``20260105T000000Z__20260112T000000Z``."""
-        return f"{self.start:%Y%m%dT%H%M%SZ}__{self.end:%Y%m%dT%H%M%SZ}"
+        return f"{time_key(self.start)}__{time_key(self.end)}"
 
     def days(self) -> list[str]:
         """The UTC dates (``YYYY-MM-DD``) the window has instants on, first to last (the end is
@@ -138,6 +142,17 @@ def to_utc(value: str | datetime | pd.Timestamp) -> datetime:
     return stamp.to_pydatetime()
 
 
+def time_key(value: str | datetime | pd.Timestamp) -> str:
+    """One instant as a file- and run-id-safe key in UTC, e.g. ``20260105T000000Z``."""
+    return f"{to_utc(value):%Y%m%dT%H%M%SZ}"
+
+
+def drift_retrain_run_id(end: str | datetime) -> str:
+    """The Airflow run id of the retrain that answers the drift ending at ``end``: one per drift,
+    so a second trigger for the same drift finds it and starts nothing."""
+    return f"drift__{time_key(end)}"
+
+
 class Storage:
     """The driftloop storage root, over fsspec (the landing zone is ``include.landing``; ``landing``
     is accepted for the callers that pass a config's paths positionally)."""
@@ -151,7 +166,7 @@ class Storage:
         self.numeric = tuple(numeric)  # stored as doubles in the curated table
 
     @classmethod
-    def from_settings(cls, settings) -> Storage:
+    def from_settings(cls, settings: Settings) -> Storage:
         data = settings.data
         return cls(settings.storage, data.landing, data.timestamp, data.id, data.numeric)
 

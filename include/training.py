@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from include import estimators
+
+if TYPE_CHECKING:
+    from include.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +113,7 @@ def build_pipeline(
     return estimators.build(estimator, task, numeric, categorical, params, seed)
 
 
-def pipeline(settings):
+def pipeline(settings: Settings):
     """The unfitted pipeline ``settings.model`` describes."""
     data, model_cfg = settings.data, settings.model
     return build_pipeline(model_cfg.task, data.numeric, data.categorical, model_cfg.params, settings.training.seed, model_cfg.estimator)
@@ -257,7 +261,7 @@ def baseline_score(model, frame: pd.DataFrame, features: list[str], target: str,
     return score(model, frame, features, target, metric, np.full(len(frame), baseline["value"]))
 
 
-def cross_validate(frame: pd.DataFrame, settings) -> tuple[CVResult, object]:
+def cross_validate(frame: pd.DataFrame, settings: Settings) -> tuple[CVResult, object]:
     """Time-based cross-validation of the configured pipeline on ``frame``.
 
     Args:
@@ -272,7 +276,7 @@ def cross_validate(frame: pd.DataFrame, settings) -> tuple[CVResult, object]:
     return cv, last_model
 
 
-def cross_validate_and_fit(frame: pd.DataFrame, settings) -> tuple[CVResult, object, object]:
+def cross_validate_and_fit(frame: pd.DataFrame, settings: Settings) -> tuple[CVResult, object, object]:
     """``cross_validate`` and ``fit`` at once: the fit on the whole window is one more job in the
     same pool as the folds, so with ``training.n_jobs`` above 1 it runs beside them instead of
     after them on one core (at 1M rows and two at a time: the fit's 9 s overlap the folds).
@@ -283,7 +287,7 @@ def cross_validate_and_fit(frame: pd.DataFrame, settings) -> tuple[CVResult, obj
     return _cross_validate(frame, settings, final_fit=True)
 
 
-def _cross_validate(frame: pd.DataFrame, settings, final_fit: bool) -> tuple[CVResult, object, object | None]:
+def _cross_validate(frame: pd.DataFrame, settings: Settings, final_fit: bool) -> tuple[CVResult, object, object | None]:
     from joblib import Parallel, delayed
 
     folds = time_folds(frame[settings.data.timestamp], settings.training.folds)
@@ -318,7 +322,7 @@ def rows(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
     return frame.iloc[positions]
 
 
-def _run_fold(frame: pd.DataFrame, fold: Fold, settings) -> tuple[object, np.ndarray, dict]:
+def _run_fold(frame: pd.DataFrame, fold: Fold, settings: Settings) -> tuple[object, np.ndarray, dict]:
     """Fits a fold's model and its baseline on its training rows and scores its validation rows
     (sets ``fold.score``, ``fold.baseline`` and ``fold.metrics``).
 
@@ -351,7 +355,7 @@ def _run_fold(frame: pd.DataFrame, fold: Fold, settings) -> tuple[object, np.nda
     return model, scores, baseline_of(dummy, model_cfg.task)
 
 
-def fit(frame: pd.DataFrame, settings):
+def fit(frame: pd.DataFrame, settings: Settings):
     """Fits the configured pipeline on every row of ``frame``."""
     data = settings.data
     return pipeline(settings).fit(frame[data.features], frame[data.target])

@@ -13,7 +13,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 
 class DriftSensor(BaseSensorOperator):
-    """Succeeds with the pending drift (``{"end", "end_key", "verdicts", ...}``) as its XCom value
+    """Succeeds with the pending drift (``include.monitoring.PendingDrift``: its end, the drifted intervals, the retrain run id) as its XCom value
     when the latest ``monitoring.consecutive`` verdicts are drifted, unhandled and outside the
     cooldown.
 
@@ -33,12 +33,10 @@ class DriftSensor(BaseSensorOperator):
     def poke(self, context) -> PokeReturnValue:
         from include.config import load_settings
         from include.monitoring import find_pending_drift
-        from include.storage import Window
 
         pending = find_pending_drift(load_settings(self.config_path))
         if pending is None:
             self.log.info("no pending drift")
             return PokeReturnValue(is_done=False)
-        pending["end_key"] = Window.parse(pending["end"], "2999-01-01").key.split("__")[0]
         self.log.info("drift to answer: %s", pending)
         return PokeReturnValue(is_done=True, xcom_value=pending)

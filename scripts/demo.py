@@ -38,6 +38,7 @@ from services import Services, start, stop  # noqa: E402
 
 from include.airflow_api import Airflow  # noqa: E402
 from include.bootstrap import Driver, Row  # noqa: E402
+from include.storage import drift_retrain_run_id  # noqa: E402
 
 START = datetime(2026, 1, 5)  # a Monday
 HISTORY_WEEKS = 4
@@ -96,7 +97,7 @@ class Demo(Driver):
             self.say(
                 f"week {n}: drift share {verdict['drift_share']:.2f}, live {self.settings.model.metric} {verdict['live_metric']:.3f}, champion v{verdict['model_version']}"
             )
-            expected = f"drift__{e:%Y%m%dT%H%M%SZ}"
+            expected = drift_retrain_run_id(e)
             if verdict["drift"] and drift_run is None and self.drift_expected(n):
                 self.say(f"waiting for drift_watch to start retrain {expected} ...")
                 drift_run = self.wait_for_drift_retrain(expected)

@@ -103,7 +103,7 @@ def test_a_champion_moved_during_the_approval_wait_is_not_undone(project, mlflow
     """v2 is compared with "no champion"; while it waits for approval an operator makes v1 champion
     by hand. Approved afterwards, the promotion refuses to replace v1: the task fails at once
     (no retries), says why, and alerts."""
-    from include.retraining import rollback
+    from include.moves import rollback
 
     outside = Outside(answer="Approve", meanwhile=lambda: rollback(project.settings, 1, "manual__during-approval"))
     outside.start()

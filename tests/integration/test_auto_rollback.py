@@ -118,7 +118,7 @@ def test_an_automatic_rollback_sends_an_alert(project, auto, alert_hook):
 def test_a_retried_guard_returns_its_recorded_rollback(project, auto, mlflow_client):
     """The guard's task retried with the same Airflow run id re-applies its recorded plan (v1
     champion, v2 demoted, verdicts marked) and returns the same result."""
-    from include.retraining import guard_champion
+    from include.moves import guard_champion
 
     first = xcom_value(auto, "guard")
     again = guard_champion(project.settings, auto.run_id)
@@ -127,7 +127,7 @@ def test_a_retried_guard_returns_its_recorded_rollback(project, auto, mlflow_cli
 
 def test_marked_evidence_does_not_demote_again(project, auto, mlflow_client):
     """v2 made champion again by hand: its old, marked verdicts are no reason to roll back."""
-    from include.retraining import guard_champion
+    from include.moves import guard_champion
 
     assert project.run("rollback", {"version": 2}).state == "success"
     try:
@@ -151,7 +151,7 @@ def test_a_rollback_is_not_repeated(project, auto, mlflow_client):
 def test_an_old_guard_run_cleared_later_does_not_undo_a_newer_champion(project, auto, mlflow_client):
     """The recorded rollback of an old monitor run is applied only while @champion is where it
     found it: cleared after another move, the guard returns its record and moves nothing."""
-    from include.retraining import guard_champion
+    from include.moves import guard_champion
 
     assert project.run("rollback", {"version": 2}).state == "success"
     try:

@@ -192,7 +192,7 @@ def test_rollback_to_the_previous_champion_and_forward_again(drift_retrain, proj
 def test_a_rerun_rollback_or_promote_does_not_move_the_champion_again(drift_retrain, project, mlflow_client):
     """Clearing a finished rollback (or promote) task re-runs it with the same Airflow run id: it
     must return what it did the first time, not step back once more."""
-    from include.retraining import promote, rollback
+    from include.moves import promote, rollback
 
     assert champion(project, mlflow_client) == 2 and _history(project, mlflow_client) == [1, 2]
     first = rollback(project.settings, None, "manual__rerun-check")

@@ -58,7 +58,14 @@ def interval_tasks(dr) -> dict:
 def test_monitor_runs_every_task(monitored):
     for dr in monitored[:2]:
         assert dr.state == "success"
-        assert interval_tasks(dr) == {"window": "success", "score": "success", "drift": "success", "report": "success", "guard": "success", "rollout": "success"}
+        assert interval_tasks(dr) == {
+            "window": "success",
+            "score": "success",
+            "drift": "success",
+            "report": "success",
+            "guard": "success",
+            "rollout": "success",
+        }
 
 
 def test_drift_task_links_to_its_monitoring_run(project, monitored, mlflow_client, mlflow_server):
@@ -138,7 +145,14 @@ def test_without_a_champion_the_run_skips_scoring(project_factory, stream_5w, ml
     assert fresh.ingest(*week(0)).state == "success"
     dr = fresh.monitor(*week(0))
     assert dr.state == "success"
-    assert interval_tasks(dr) == {"window": "success", "score": "skipped", "drift": "skipped", "report": "skipped", "guard": "skipped", "rollout": "skipped"}
+    assert interval_tasks(dr) == {
+        "window": "success",
+        "score": "skipped",
+        "drift": "skipped",
+        "report": "skipped",
+        "guard": "skipped",
+        "rollout": "skipped",
+    }
     assert fresh.storage.verdicts() == []
     assert not fresh.storage.exists(fresh.storage.predictions_path(_window(week(0))))
     assert mlflow_client.get_experiment_by_name(f"{fresh.name}-monitoring") is None

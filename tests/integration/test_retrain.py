@@ -145,13 +145,13 @@ def test_fold_chart_and_gate_profile_artifacts(initial, training_run, mlflow_cli
 def test_the_run_keeps_out_of_time_scores_and_targets_for_monitoring(initial, training_run, project, mlflow_client, stream_4w):
     """Prediction drift compares an interval's scores with these: the last fold's rows, scored by the
     last fold's model (trained only on earlier rows)."""
-    from include import registry
+    from include import registry, tracking
 
     folds = mlflow_client.get_run(training_run.info.run_id)
     import mlflow
 
     summary = mlflow.artifacts.load_dict(f"runs:/{training_run.info.run_id}/cv/folds.json")
-    reference = registry.monitoring_reference(registry.get_version(project.name, 1))
+    reference = tracking.monitoring_reference(registry.get_version(project.name, 1))
     assert list(reference.columns) == ["prediction", "target"] and len(reference) == len(stream_4w) == int(folds.data.params["rows"])
     assert reference["prediction"].notna().sum() == summary[-1]["valid_rows"]  # the last fold's out-of-time rows
     assert reference["prediction"].dropna().between(0, 1).all() and reference["prediction"].dropna().nunique() > 100
@@ -250,16 +250,16 @@ def test_an_attempt_that_died_before_registering_is_continued_not_duplicated(ini
     from include.storage import Window
 
     airflow_run_id = "manual__died_before_registering"
-    real = registry._log_sklearn
+    real = registry.log_model
 
     def mlflow_gone(*args, **kwargs):
         raise ConnectionError("MLflow is down")
 
     window = Window.parse(week(0)[0], week(4)[0])
-    monkeypatch.setattr(registry, "_log_sklearn", mlflow_gone)
+    monkeypatch.setattr(registry, "log_model", mlflow_gone)
     with pytest.raises(ConnectionError):
         train_challenger(project.settings, window, "manual", airflow_run_id)
-    monkeypatch.setattr(registry, "_log_sklearn", real)
+    monkeypatch.setattr(registry, "log_model", real)
     again = train_challenger(project.settings, window, "manual", airflow_run_id)
     exp = mlflow_client.get_experiment_by_name(project.name)
     runs = mlflow_client.search_runs([exp.experiment_id], f"tags.`driftloop.airflow_run_id` = '{airflow_run_id}'")

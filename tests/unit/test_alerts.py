@@ -18,6 +18,7 @@ def storage(tmp_path):
 
 
 PROMOTED = {
+    "kind": "promotion",
     "promoted": True,
     "champion": 2,
     "reason": "challenger roc_auc 0.81 beats champion 0.56",
@@ -42,10 +43,10 @@ def test_result_alerts_name_what_happened():
     said = alerts.from_result("car_loans", "retrain", "r", "promote", refused)
     worth = {"metric": "approval_rate", "value": 0.41, "rows": 900, "reference": 0.62, "max_drop": 0.1, "fell": True}
     fell = alerts.from_result(
-        "m", "monitor", "r", "drift", {"start": "a", "end": "b", "model_version": 2, "drift": False, "business": worth}
+        "m", "monitor", "r", "drift", {"kind": "verdict", "start": "a", "end": "b", "model_version": 2, "drift": False, "business": worth}
     )
     assert (fell.kind, fell.title) == ("business", "m: approval_rate fell to 0.4100 in [a, b)") and "0.6200 on champion v2" in fell.text
-    calm = {"start": "a", "end": "b", "model_version": 2, "drift": False, "business": {**worth, "fell": False}}
+    calm = {"kind": "verdict", "start": "a", "end": "b", "model_version": 2, "drift": False, "business": {**worth, "fell": False}}
     assert alerts.from_result("m", "monitor", "r", "drift", calm) is None
     assert (said.kind, said.title, said.text) == (
         "rejected",
@@ -53,15 +54,28 @@ def test_result_alerts_name_what_happened():
         "does not beat the baseline",
     )
 
-    rolled = {"degraded": True, "rolled_back": True, "from": 2, "champion": 1, "reason": "v2 trails shadow v1", "mlflow_url": None}
+    rolled = {
+        "kind": "guard",
+        "degraded": True,
+        "rolled_back": True,
+        "from": 2,
+        "champion": 1,
+        "reason": "v2 trails shadow v1",
+        "mlflow_url": None,
+    }
     assert alerts.from_result("m", "monitor", "r", "guard", rolled).title == "m: champion rolled back from v2 to v1"
-    manual = {"degraded": True, "rolled_back": False, "champion": 2, "reason": "v2 trails shadow v1", "mlflow_url": None}
+    manual = {"kind": "guard", "degraded": True, "rolled_back": False, "champion": 2, "reason": "v2 trails shadow v1", "mlflow_url": None}
     assert alerts.from_result("m", "monitor", "r", "guard", manual).kind == "degraded"
     assert alerts.from_result("m", "monitor", "r", "guard", {**manual, "degraded": False}) is None
 
-    drift = alerts.from_result("m", "drift_watch", "r", "mark_handled", {"retrain_run_id": "drift__x", "verdicts": ["a", "b"]})
+    drift = alerts.from_result(
+        "m", "drift_watch", "r", "mark_handled", {"kind": "drift_trigger", "retrain_run_id": "drift__x", "verdicts": ["a", "b"]}
+    )
     assert drift.kind == "drift" and "a, b" in drift.text and "drift__x" in drift.text
     assert alerts.from_result("m", "d", "r", "t", None) is None
+    # the kind decides, not which keys a result happens to have
+    assert alerts.from_result("m", "retrain", "r", "retain", {"kind": "retention", "archived": [1], "promoted": True}) is None
+    assert alerts.from_result("m", "retrain", "r", "promote", {k: v for k, v in PROMOTED.items() if k != "kind"}) is None
 
 
 def test_deliver_posts_once_and_keeps_a_record(hook, storage):
@@ -134,7 +148,15 @@ def test_webhook_url_from_a_full_url_in_host():
 def test_a_degraded_champion_is_told_once_per_piece_of_evidence(hook, storage):
     # monitoring.rollback: manual leaves the champion in place; every monitor run's guard finds it
     # degraded again. The alert is sent when the evidence is new, not on every run.
-    held = {"degraded": True, "rolled_back": False, "champion": 2, "mode": "manual", "reason": "v2 trails v1", "mlflow_url": None}
+    held = {
+        "kind": "guard",
+        "degraded": True,
+        "rolled_back": False,
+        "champion": 2,
+        "mode": "manual",
+        "reason": "v2 trails v1",
+        "mlflow_url": None,
+    }
     weeks_7_8 = {**held, "evidence": ["20260216T000000Z__20260223T000000Z", "20260223T000000Z__20260302T000000Z"]}
     weeks_8_9 = {**held, "evidence": ["20260223T000000Z__20260302T000000Z", "20260302T000000Z__20260309T000000Z"]}
     for run_id, result in [("asset__1", weeks_7_8), ("asset__2", weeks_7_8), ("asset__3", weeks_8_9), ("asset__4", weeks_8_9)]:

@@ -23,4 +23,4 @@ def test_poke_waits_then_returns_the_drift(settings):
     result = sensor.poke({})
     assert result.is_done is True
     assert result.xcom_value["end"] == "2026-01-26T00:00:00+00:00"
-    assert result.xcom_value["end_key"] == "20260126T000000Z"
+    assert result.xcom_value["retrain_run_id"] == "drift__20260126T000000Z"

@@ -3,6 +3,7 @@
 from include import alerts
 
 GATE = {
+    "kind": "gate",
     "rows": 10,
     "unplaced": [{"file": "/l/epoch.csv", "rows": 42, "error": "no readable timestamp: ...", "quarantine": "/q/unplaced/x"}],
     "late": [
@@ -27,4 +28,4 @@ def test_a_gate_result_gives_one_alert_per_kind():
 
 
 def test_a_quiet_gate_result_gives_no_alert():
-    assert alerts.result_alerts("m", "ingest", "r1", "gate", {"rows": 3, "unplaced": [], "late": [], "warnings": []}) == []
+    assert alerts.result_alerts("m", "ingest", "r1", "gate", {"kind": "gate", "rows": 3, "unplaced": [], "late": [], "warnings": []}) == []

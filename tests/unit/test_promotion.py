@@ -2,6 +2,7 @@ import pandas as pd
 import pytest
 
 from include import promotion, training
+from include.champion import ChampionMoved, to_archive
 from include.registry import VersionInfo
 
 
@@ -63,7 +64,7 @@ def test_promotion_errors_are_driftloop_errors_that_fail_without_retry():
     from include.errors import DriftloopError, RegistryError
 
     assert issubclass(promotion.PromotionRejected, DriftloopError)
-    assert issubclass(promotion.ChampionMoved, RegistryError)
+    assert issubclass(ChampionMoved, RegistryError)
 
 
 def test_a_challenger_that_does_not_beat_the_baseline_is_refused_even_without_a_champion():
@@ -101,4 +102,4 @@ def test_compare_scores_the_baseline_on_the_same_rows_and_refuses_a_model_worse_
     ],
 )
 def test_retention_keeps_the_newest_and_every_protected_version(versions, keep, protected, archived, expected):
-    assert promotion.to_archive(versions, keep, protected, archived) == expected
+    assert to_archive(versions, keep, protected, archived) == expected

@@ -127,7 +127,7 @@ def test_mlflow_section_is_checked(tmp_path, bad):
     ],
 )
 def test_settled_history(history, champion, settled):
-    from include.registry import settled_history
+    from include.champion import settled_history
 
     assert settled_history(history, champion) == settled
 
@@ -140,7 +140,7 @@ def test_a_password_with_an_at_sign_is_stripped_whole():
 
 
 def test_move_records_from_before_move_plans_are_read_as_plans():
-    from include.registry import upgraded_move
+    from include.champion import upgraded_move
 
     guard = {"degraded": True, "rolled_back": True, "from": 3, "champion": 2, "history": [1, 2], "verdicts": ["k"], "reason": "trails"}
     assert upgraded_move(guard) == {**guard, "to": 2, "action": "rollback", "applied": False}
@@ -162,7 +162,7 @@ def test_the_training_dataset_has_mlflows_schema_and_a_digest_of_every_row():
     import numpy as np
     import pandas as pd
 
-    from include.registry import training_dataset
+    from include.tracking import training_dataset
 
     rows = 12_000
     frame = pd.DataFrame(

@@ -9,9 +9,10 @@ import pytest
 
 
 def _errors():
+    from include.champion import ChampionMoved
     from include.config import ConfigError
     from include.errors import DataError, RegistryError, RunConfError
-    from include.promotion import ChampionMoved, PromotionRejected
+    from include.promotion import PromotionRejected
     from include.quality import DataQualityError
     from include.windows import NoWindow
 

@@ -204,7 +204,7 @@ def test_regression_folds_report_errors_with_their_natural_sign_against_the_mean
     cv, _ = training.cross_validate(frame, reg)
     assert cv.baseline["strategy"] == "mean" and all(f.baseline <= 0.0 for f in cv.folds)  # the mean explains nothing
     assert all(f.metrics["rmse"] > 0 and f.metrics["mae"] > 0 and f.metrics["r2"] == pytest.approx(f.score) for f in cv.folds)
-    from include.registry import fold_metrics
+    from include.tracking import fold_metrics
 
     logged = fold_metrics(cv, "r2")
     assert set(logged) == {"cv_r2", "baseline_cv_r2", "cv_rmse", "cv_mae"}  # r2 is the primary metric: logged once
