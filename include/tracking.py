@@ -431,11 +431,16 @@ def retrain_trigger(settings: Settings, airflow_run_id: str) -> str | None:
     from include.monitoring import drift_state
 
     verdicts, triggers = drift_state(settings)
+    shares = {Window.parse(v["start"], v["end"]).key: v["drift_share"] for v in verdicts}
+
+    def said(key: str) -> str:
+        window = Window.from_key(key)
+        share = f" (drift share {shares[key]:.2f})" if key in shares else ""
+        return f"{window.start:%Y-%m-%d} .. {window.end:%Y-%m-%d}{share}"
+
     for trigger in triggers:
         if trigger["retrain_run_id"] == airflow_run_id:
-            shares = {Window.parse(v["start"], v["end"]).key: v["drift_share"] for v in verdicts}
-            said = [f"{key} (drift share {shares[key]:.2f})" if key in shares else key for key in trigger["verdicts"]]
-            return "drifted intervals " + ", ".join(said)
+            return "drifted intervals " + ", ".join(said(key) for key in trigger["verdicts"])
     return None
 
 

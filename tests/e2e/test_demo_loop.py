@@ -43,6 +43,11 @@ def test_drift_started_retrain_promoted_a_new_champion(demo):
     assert run.data.tags["driftloop.airflow_run_id"] == "drift__20260302T000000Z"
     assert run.data.metrics["holdout_roc_auc"] > run.data.metrics["champion_holdout_roc_auc"]
     assert client.get_model_version(name, "1").tags["driftloop.reason"] == "initial"
+    # the version's description alone says why it replaced v1: its model card
+    card = client.get_model_version(name, "2").description
+    assert card.startswith(f"# {name} v2\n\n**Champion.** Promoted, replacing v1: challenger roc_auc")
+    for fact in ("| why retrained | drift", "| champion v1 |", "- passed: baseline: beats the baseline", "| fold | trained up to |"):
+        assert fact in card, fact
 
 
 def test_the_retrain_was_started_by_the_drift_sensor(demo):

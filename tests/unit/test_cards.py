@@ -127,3 +127,23 @@ def test_the_description_fits_mlflows_limit_and_points_at_the_whole_card():
     text = cards.description(many)
     assert len(text) <= cards.DESCRIPTION_LIMIT and text.startswith("# car_loans v3")
     assert "model_card.md" in text and "| log_loss |" not in text
+
+
+def test_a_drift_retrains_trigger_names_the_intervals_it_answers(settings):
+    from include.storage import Storage
+    from include.tracking import retrain_trigger
+
+    storage = Storage.from_settings(settings)
+    keys = ["20260216T000000Z__20260223T000000Z", "20260223T000000Z__20260302T000000Z"]
+    for key, share in zip(keys, (0.62, 0.75), strict=True):
+        start, end = key.split("__")
+        storage.write_json(
+            {"start": start, "end": end, "drift_share": share, "drift": True, "model_version": 1}, storage.path("verdicts", f"{key}.json")
+        )
+    storage.write_json(
+        {"triggers": [{"end": "2026-03-02T00:00:00+00:00", "verdicts": keys, "retrain_run_id": "drift__x"}]},
+        storage.path("drift_watch", "triggers.json"),
+    )
+    said = retrain_trigger(settings, "drift__x")
+    assert said == "drifted intervals 2026-02-16 .. 2026-02-23 (drift share 0.62), 2026-02-23 .. 2026-03-02 (drift share 0.75)"
+    assert retrain_trigger(settings, "manual__y") is None
