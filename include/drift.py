@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import re
+from typing import TypedDict
 
 import numpy as np
 import pandas as pd
@@ -52,7 +53,30 @@ def plain_features(frame: pd.DataFrame, numeric: list[str], categorical: list[st
     return out
 
 
-def drift_decision(column_scores: dict[str, dict], drift_share: float) -> dict:
+class ColumnDrift(TypedDict):
+    """One column's drift (``series_drift``), as the verdict's ``columns`` and its prediction and
+    target drift hold it."""
+
+    status: str  # ok, or why it could not be judged as usual (missing_in_reference, constant, ...)
+    drifted: bool | None  # None: not judged
+    score: float | None
+    threshold: float | None
+    method: str | None
+    method_name: str | None
+    note: str
+
+
+class DriftDecision(TypedDict):
+    """The dataset-level decision (``drift_decision``)."""
+
+    drift: bool
+    drift_share: float
+    drifted_columns: int
+    drifted: list[str]
+    column_issues: dict[str, str]
+
+
+def drift_decision(column_scores: dict[str, ColumnDrift], drift_share: float) -> DriftDecision:
     """Dataset drift from per-column results: drifted when the share of drifted columns reaches
     ``drift_share`` (Evidently 0.7 has no dataset-drift flag of its own).
 
@@ -84,7 +108,7 @@ def column_drift(
     data,
     overrides: dict | None = None,
     workers: int | None = None,
-) -> dict[str, dict]:
+) -> dict[str, ColumnDrift]:
     """Per feature column of ``data``: the drift between ``reference`` and ``current`` on all their
     rows, by Evidently's method for the column (its automatic choice, or ``overrides[column]``'s
     ``method``/``threshold``; see ``include.stattests``).
@@ -118,7 +142,7 @@ def column_drift(
     overrides = overrides or {}
     kinds = {**dict.fromkeys(data.numeric, "numerical"), **dict.fromkeys(data.categorical, "categorical")}
 
-    def one(col: str) -> dict:
+    def one(col: str) -> ColumnDrift:
         override = overrides.get(col)
         return series_drift(
             reference[col] if col in reference.columns else None,
@@ -144,9 +168,17 @@ def series_drift(
     kind: str,
     method: str | None = None,
     threshold: float | None = None,
-) -> dict:
+) -> ColumnDrift:
     """The drift of one column (``None`` for a side that lacks it); see ``column_drift``."""
-    result = {"status": "ok", "drifted": None, "score": None, "threshold": None, "method": None, "method_name": None, "note": ""}
+    result: ColumnDrift = {
+        "status": "ok",
+        "drifted": None,
+        "score": None,
+        "threshold": None,
+        "method": None,
+        "method_name": None,
+        "note": "",
+    }
     if reference is None:
         return {**result, "status": "missing_in_reference", "note": "not in the reference rows"}
     if current is None:

@@ -17,7 +17,7 @@ import pandas as pd
 from include import charts, labels, registry, rollout, tracking
 from include.champion import previous_champion, rollout_record
 from include.config import Settings, target_kind
-from include.drift import column_drift, drift_decision, drift_report, plain_features, series_drift
+from include.drift import ColumnDrift, DriftDecision, column_drift, drift_decision, drift_report, plain_features, series_drift
 from include.errors import DataError
 from include.landing import LandingZone
 from include.storage import Storage, Window, drift_retrain_run_id, to_utc
@@ -180,7 +180,7 @@ def output_drift(
     return {"prediction_drift": prediction, "target_drift": target_drift(settings, reference["target"], current_labels)}
 
 
-def unjudged(status: str, note: str) -> dict:
+def unjudged(status: str, note: str) -> ColumnDrift:
     """A drift result that could not be judged (as ``series_drift`` shapes a result)."""
     return {"status": status, "drifted": None, "score": None, "threshold": None, "method": None, "method_name": None, "note": note}
 
@@ -193,7 +193,7 @@ def label_values(rows: pd.DataFrame, settings: Settings, where: str) -> pd.Serie
     return labels.label_values(rows[data.target], settings.model.task, where, data.target, rows[data.id], source=where)
 
 
-def target_drift(settings: Settings, reference: pd.Series, current: pd.Series) -> dict:
+def target_drift(settings: Settings, reference: pd.Series, current: pd.Series) -> ColumnDrift:
     """The drift of the labels: classes compared as categories, regression targets as numbers."""
     if current.dropna().empty:
         return unjudged("no_labels", "no label has come for these rows yet")
@@ -201,15 +201,52 @@ def target_drift(settings: Settings, reference: pd.Series, current: pd.Series) -
     return series_drift(reference, current, target_kind(settings.model.task), chosen.method, chosen.threshold)
 
 
-VERDICT_KEYS = (
-    "start", "end", "rows", "model_version", "reference_window", "reference_rows",
-    "drift", "drift_share", "drifted_columns", "drifted", "column_issues", "columns", "prediction_drift", "target_drift",
-    "metric", "live_metric", "labelled_rows", "shadow_version", "shadow_metric", "business", "rollout", "report", "gate_warnings", "handled",
-    "demoted", "mlflow_run_id",
-)  # fmt: skip
+class Verdict(TypedDict):
+    """A monitored interval's verdict, as ``monitor`` stores it (``verdicts/<interval>.json``, the
+    monitoring run's ``verdict.json``) and ``driftloop drift --json`` prints it; keys in
+    ``VERDICT_KEYS`` order."""
+
+    start: str
+    end: str
+    rows: int
+    model_version: int | None
+    reference_window: dict | None
+    reference_rows: int
+    drift: bool
+    drift_share: float
+    drifted_columns: int
+    drifted: list[str]
+    column_issues: dict[str, str]
+    columns: dict[str, ColumnDrift]
+    prediction_drift: ColumnDrift
+    target_drift: ColumnDrift
+    metric: str
+    live_metric: float | None
+    labelled_rows: int
+    shadow_version: int | None
+    shadow_metric: float | None
+    business: BusinessVerdict | None
+    rollout: RolloutLive | None
+    report: str | None
+    gate_warnings: list[str]
+    handled: str | None  # the retrain run that answered it
+    demoted: str | None  # the guard run that rolled its champion back
+    mlflow_run_id: str | None
 
 
-def verdict_record(window: dict, rows: int, reference_rows: int, decision: dict, columns: dict, outputs: dict, metric: str, **rest) -> dict:
+VERDICT_KEYS = tuple(Verdict.__annotations__)  # the verdict's keys, in order
+
+
+def verdict_record(
+    window: dict,
+    rows: int,
+    reference_rows: int,
+    decision: DriftDecision,
+    columns: dict[str, ColumnDrift],
+    outputs: dict,
+    metric: str,
+    **rest,
+) -> Verdict:
     """A verdict as ``monitor`` stores it (and ``driftloop drift --json`` prints it): every key of
     ``VERDICT_KEYS`` in that order, those not given (``rest``) None (``labelled_rows`` 0,
     ``gate_warnings`` empty)."""
