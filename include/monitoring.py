@@ -348,10 +348,8 @@ def rollout_live(
     champion's live metric (shadow: on the same labelled rows; canary: each on the rows it
     served) and the rows each was measured on."""
     live = (labelled[settings.data.timestamp] >= to_utc(running["since"])).to_numpy()  # not its own training rows
-    if running["strategy"] == "canary":
-        mine, theirs = (made["role"] == "canary") & live, (made["role"] == "champion") & live
-    else:
-        mine = theirs = pd.Series(live, index=made.index)
+    mine, theirs = rollout.arms(made["role"], running["strategy"])
+    mine, theirs = mine & live, theirs & live
     candidate = live_metric(candidate_model, labelled[mine.to_numpy()], settings, made.loc[mine, "candidate_prediction"].to_numpy())
     champion = live_metric(champion_model, labelled[theirs.to_numpy()], settings, made.loc[theirs, "champion_prediction"].to_numpy())
     return {

@@ -159,11 +159,20 @@ def _retired(reason: str, champion: int | None) -> cards.Decision:
     return cards.Decision(state="retired", reason=reason, champion_before=champion, refused_by=["rollout"])
 
 
-def rollout_evidence(settings: Settings, running: Rollout) -> tuple[RolloutEvidence, object, object]:
+def arms(roles: pd.Series, strategy: str) -> tuple[pd.Series, pd.Series]:
+    """The rows each side of a rollout is judged on, from the predictions' ``role``: under
+    canary, the rows each model served; under shadow, every row for both (candidate, champion)."""
+    if strategy == "canary":
+        return roles == "canary", roles == "champion"
+    every = pd.Series(True, index=roles.index)
+    return every, every
+
+
+def rollout_evidence(settings: Settings, running: Rollout) -> RolloutEvidence:
     """The live rows a rollout is judged on so far, from the stored predictions and the labels
     known now (labels that came after an interval was monitored count): every monitored interval
-    the candidate took part in, rows from ``running["since"]`` on. Returns the evidence and the
-    two models (champion, candidate)."""
+    the candidate took part in, rows from ``running["since"]`` on. The two models are loaded
+    only when there are rows to score."""
     from include.monitoring import labelled_rows, live_metric
     from include.storage import to_utc
 
@@ -180,24 +189,18 @@ def rollout_evidence(settings: Settings, running: Rollout) -> tuple[RolloutEvide
         parts.append(joined[joined[data.timestamp] >= since])
         intervals.append(window.key)
     rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if rows.empty:
+        return RolloutEvidence(rows=0, champion_rows=0, candidate_metric=None, champion_metric=None, intervals=intervals)
     champion_model = registry.load_model(f"models:/{settings.name}/{running['champion']}")
     candidate_model = registry.load_model(f"models:/{settings.name}/{running['version']}")
-    if rows.empty:
-        return (
-            RolloutEvidence(rows=0, champion_rows=0, candidate_metric=None, champion_metric=None, intervals=intervals),
-            None,
-            None,
-        )
-    mine = rows["role"] == "canary" if running["strategy"] == "canary" else pd.Series(True, index=rows.index)
-    theirs = rows["role"] == "champion" if running["strategy"] == "canary" else mine
-    evidence = RolloutEvidence(
+    mine, theirs = arms(rows["role"], running["strategy"])
+    return RolloutEvidence(
         rows=int(mine.sum()),
         champion_rows=int(theirs.sum()),
         candidate_metric=live_metric(candidate_model, rows[mine], settings, rows.loc[mine, "candidate_prediction"].to_numpy()),
         champion_metric=live_metric(champion_model, rows[theirs], settings, rows.loc[theirs, "champion_prediction"].to_numpy()),
         intervals=intervals,
     )
-    return evidence, champion_model, candidate_model
 
 
 def rollout_step(settings: Settings, airflow_run_id: str) -> PromotionResult | RolloutWait:
@@ -223,7 +226,7 @@ def rollout_step(settings: Settings, airflow_run_id: str) -> PromotionResult | R
             )
             decision = RolloutDecision(action="retire", reason=reason)
         else:
-            evidence, _, _ = rollout_evidence(settings, running)
+            evidence = rollout_evidence(settings, running)
             mon = settings.promotion
             decision = decide(running, evidence, settings.model.metric, mon.min_rows, mon.min_improvement)
         log.info("rollout: %s", decision["reason"])
