@@ -9,7 +9,7 @@ export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install demo up stop cluster cluster-stop test lint unit integration e2e cluster-test env compose-up compose-down lock bench benchmark bench-drift bench-scale bench-promotion bench-cluster clean
+.PHONY: install demo up stop cluster cluster-stop test lint unit integration e2e cluster-test env compose-up compose-down lock bench benchmark bench-drift bench-scale bench-promotion bench-backtest backtest bench-cluster clean
 
 install: $(STAMP)
 
@@ -101,6 +101,15 @@ bench-scale: install
 bench-promotion: install
 	$(BIN)/python scripts/bench_promotion.py
 
+# the retraining backtest (static, every:4, drift) on four simulated streams with a known change point
+bench-backtest: install
+	$(BIN)/python scripts/bench_backtest.py
+
+# the backtest of the demo's simulated stream (28 weeks, the rate shock from week 15): the README's
+# picture and table, into docs/backtest/
+backtest: install
+	$(BIN)/python scripts/bench_backtest.py --streams demo --copy-demo docs/backtest
+
 # Load: DAYS daily intervals of ingest + monitor as a backfill, on a fresh cluster with two workers,
 # then one, then under airflow standalone (the same-run baseline); one JSON line each.
 DAYS ?= 50
@@ -110,4 +119,4 @@ bench-cluster: install
 	$(BIN)/python scripts/bench_cluster.py --target standalone --days $(DAYS)
 
 clean: stop cluster-stop
-	rm -rf .airflow .mlflow .driftloop .cluster .cluster-test .cluster-bench .bench-standalone .bench-drift .bench-scale .bench-promotion
+	rm -rf .airflow .mlflow .driftloop .cluster .cluster-test .cluster-bench .bench-standalone .bench-drift .bench-scale .bench-promotion .bench-backtest

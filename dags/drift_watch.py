@@ -4,9 +4,12 @@
 A `DriftSensor` waits until the monitor's verdicts call for a retrain: the latest
 `monitoring.consecutive` intervals drifted (share of drifted features >= `monitoring.drift_share`),
 the latest is not yet handled, and the last drift-started retrain is at least `monitoring.cooldown`
-older (event time). It then triggers `retrain` with `{"reason": "drift", "end": <end of the
+older (event time). It then triggers `retrain` with `{"reason": "drift", "start": <onset>, "end": <end of the
 drifted interval>}` under a run id derived from that end, so the same drift never starts two
-retrains, and marks the verdicts handled.
+retrains, and marks the verdicts handled. With `monitoring.drift_window: onset` (the default) the
+retrain learns from the first drifted interval of the streak on (at most `training.window`), and
+waits until those intervals hold `training.min_rows` rows; with `training`, from the last
+`training.window`.
 
 Runs on each new verdict and hourly; a run that finds nothing within its timeout ends as skipped.
 """
@@ -45,7 +48,11 @@ def drift_watch():
         task_id="trigger_retrain",
         trigger_dag_id="retrain",
         trigger_run_id="{{ ti.xcom_pull(task_ids='wait_for_drift')['retrain_run_id'] }}",
-        conf={"reason": "drift", "end": "{{ ti.xcom_pull(task_ids='wait_for_drift')['end'] }}"},
+        conf={
+            "reason": "drift",
+            "start": "{{ ti.xcom_pull(task_ids='wait_for_drift')['start'] }}",
+            "end": "{{ ti.xcom_pull(task_ids='wait_for_drift')['end'] }}",
+        },
         skip_when_already_exists=True,
         logical_date=None,
     )

@@ -1,9 +1,10 @@
 """
 ### retrain
 
-Trains a challenger on the window `[end - window, end)` and promotes it when it beats the champion.
+Trains a challenger on the window `[end - window, end)` (or `[start, end)`) and promotes it when it
+beats the champion.
 
-1. `window`: from the run conf / form (`end`, `window`, `reason`), or the scheduled time.
+1. `window`: from the run conf / form (`end`, `window` or `start`, `reason`), or the scheduled time.
 2. `gate`: the data-quality gate on the window's labelled curated rows.
 3. `train`: time-based cross-validation, a fit on the whole window, an MLflow run (per-fold
    `cv_<metric>`, dataset input, fold chart, gate profile) and a new registered version with the
@@ -75,6 +76,7 @@ class PromotionApproval(ApprovalOperator):
     params={
         "end": time_param("window end, excluded (default: now)"),
         "window": Param(None, type=["null", "string"], description="window length, e.g. 90D (default: training.window)"),
+        "start": time_param("window start, instead of a length (a drift retrain starts at the drift's onset)"),
         "reason": Param("manual", type="string", enum=["manual", "schedule", "drift", "initial"], description="why this retrain runs"),
     },
 )

@@ -189,3 +189,56 @@ def drift_chart(verdicts: list[dict], threshold: float, metric: str) -> bytes | 
     lines2, labels2 = ax2.get_legend_handles_labels()
     ax.legend(lines + lines2, labels + labels2, loc="upper left", fontsize=8)
     return _png(plt, fig)
+
+
+_POLICY_COLOURS = ("#7f7f7f", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2")
+
+
+def policies_chart(result: dict) -> bytes:
+    """The backtest's picture (``include.backtest``): the primary metric per interval, one line per
+    policy, each retrain marked where it took over (filled: promoted, hollow: kept the champion),
+    the intervals the reference policy's monitor found drifted shaded; below, each policy's drift
+    share (and its business metric when the config has one)."""
+    names = list(result["policies"])
+    business = result.get("business_metric")
+    plt, fig, axes = _figure_with_strip(panel=bool(business))
+    ax, shares = axes[0], axes[-1]
+    starts = [pd.Timestamp(i["start"]) for i in result["intervals"]]
+    ends = [pd.Timestamp(i["end"]) for i in result["intervals"]]
+    mids = [s + (e - s) / 2 for s, e in zip(starts, ends, strict=True)]
+    reference = result["policies"][result["onsets_from"]]["intervals"]
+    for n, interval in enumerate(reference):
+        if interval["drift"]:
+            for axis in axes:
+                axis.axvspan(starts[n], ends[n], color="#d62728", alpha=0.08, linewidth=0)
+    for n, name in enumerate(names):
+        record, colour = result["policies"][name], _POLICY_COLOURS[n % len(_POLICY_COLOURS)]
+        values = [record["metric"].get(i["start"]) for i in result["intervals"]]
+        ax.plot(mids, [float("nan") if v is None else v for v in values], color=colour, marker="o", markersize=4, label=name)
+        retrained = [r for r in record["retrain_runs"] if r["reason"] != "initial"]
+        for r in retrained:
+            at = pd.Timestamp(r["end"])
+            ax.axvline(at, color=colour, linestyle=":", linewidth=1, alpha=0.6)
+            ax.scatter([at], [ax.get_ylim()[0]], marker="^", s=60, zorder=3, color=colour if r["promoted"] else "white", edgecolors=colour)
+        drift = [record["drift_share"].get(i["start"]) for i in result["intervals"]]
+        shares.plot(mids, [float("nan") if v is None else v for v in drift], color=colour, marker=".", linewidth=1)
+        if business:
+            worth = [record["business"].get(i["start"]) for i in result["intervals"]]
+            axes[1].plot(mids, [float("nan") if v is None else v for v in worth], color=colour, marker=".", linewidth=1)
+    low = ax.get_ylim()[0]
+    for coll in ax.collections:  # retrain marks on the floor of the final axis
+        offsets = coll.get_offsets()
+        offsets[:, 1] = low
+        coll.set_offsets(offsets)
+    ax.set_ylabel(f"live {result['metric']}")
+    ax.set_title(f"driftloop backtest of {result['name']}: live {result['metric']} per interval (triangles: retrains; shaded: drift)")
+    ax.legend(loc="lower left", fontsize=8)
+    ax.grid(axis="y", color="#eeeeee")
+    shares.axhline(result["drift_share"], color="#d62728", linestyle="--", linewidth=1)
+    shares.set_ylim(0, 1.05)
+    shares.set_ylabel("drift share", fontsize=8)
+    if business:
+        axes[1].set_ylabel(business, fontsize=8)
+        axes[1].grid(axis="y", color="#eeeeee")
+    fig.autofmt_xdate()
+    return _png(plt, fig)

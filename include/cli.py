@@ -1,5 +1,6 @@
 """The ``driftloop`` command: the gate and the drift check on files, without Airflow (by hand, in a
-notebook, in a team's own CI), and the version. A thin layer over ``include/``, as the DAGs are.
+notebook, in a team's own CI), the retraining backtest, the bootstrap of a running Airflow, and the
+version. A thin layer over ``include/``, as the DAGs are.
 
 Exit codes: 0 passed (``check``) or no drift (``drift``); 1 failed or drift; 2 a usage, config or
 input error (the message says which). Results go to standard output, progress to standard error.
@@ -8,6 +9,7 @@ input error (the message says which). Results go to standard output, progress to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -113,11 +115,32 @@ def _parser() -> argparse.ArgumentParser:
     boot.add_argument("--user", default=os.environ.get("AIRFLOW_USER", "admin"))
     boot.set_defaults(run=_bootstrap)
 
+    back = commands.add_parser(
+        "backtest",
+        help="replay history under retraining policies and compare them",
+        description=(
+            "Replays the landing zone interval by interval through the pipeline's own steps (gate, score, drift verdict, "
+            "guard, retrain, promotion), in this process and without Airflow, once per policy: static (the first model "
+            "only), every:N (a retrain every N intervals), drift (the config's drift rule), or parts joined by + "
+            "(drift+every:12). The first model learns from the training.window before --start. Writes result.json, "
+            "policies.png and summary.md into --out and prints the table. Exit 0 done, 2 usage, config or input error."
+        ),
+    )
+    back.add_argument("--start", help="the first interval's start (default: the landing zone's first day plus training.window)")
+    back.add_argument("--end", help="the last interval's end (default: the day after the landing zone's last event)")
+    back.add_argument("--every", default="7D", help="interval length, as monitor sees batches (default 7D)")
+    back.add_argument("--policies", default="static,every:4,drift", help="comma-separated (default static,every:4,drift)")
+    back.add_argument("--out", required=True, help="folder for result.json, policies.png and summary.md")
+    back.add_argument("--work", help="keep each policy's replay (storage and MLflow) here (default: a temporary folder, removed)")
+    back.add_argument("--mlflow", action="store_true", help="also log a run per policy under one parent run to $MLFLOW_TRACKING_URI")
+    back.add_argument("--verbose", action="store_true", help="the pipeline's own log lines too")
+    back.set_defaults(run=_backtest)
+
     version = commands.add_parser("version", help="print driftloop's version and its main libraries'")
     version.set_defaults(run=_version)
-    for sub in (check, drift, boot):
+    for sub in (check, drift, boot, back):
         sub.add_argument("--config", required=True, help="the driftloop YAML file (for bootstrap: the one the running Airflow uses)")
-    for sub in (check, drift):
+    for sub in (check, drift, back):
         sub.add_argument("--quiet", action="store_true", help="no progress lines on standard error")
     return parser
 
@@ -149,6 +172,58 @@ def _bootstrap(args) -> int:
     except ValueError as err:
         raise UsageError(str(err)) from None
     driver.print_table()
+    return 0
+
+
+def _backtest(args) -> int:
+    import logging
+    import tempfile
+    from pathlib import Path
+
+    from include import backtest
+    from include.bootstrap import landing_span, windows
+    from include.config import load_settings, parse_duration
+    from include.storage import Window, to_utc
+
+    progress = _Progress(args.quiet)
+    # without --verbose, the steps' own log lines (each task's, GX's, MLflow's warnings about
+    # input examples) would bury the progress; the level is on the handler too because GX sets
+    # INFO on loggers of its own
+    level = logging.INFO if args.verbose else logging.ERROR
+    handler = logging.StreamHandler()
+    handler.setLevel(level)
+    logging.basicConfig(level=level, handlers=[handler])  # nothing when logging is set up already
+    if not args.verbose:
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    settings = load_settings(args.config)
+    try:
+        policies = backtest.parse_policies(args.policies)
+        every = parse_duration(args.every)
+        start, end = (to_utc(v) if v else None for v in (args.start, args.end))
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if start is None or end is None:
+        span = landing_span(settings)
+        if span is None:
+            raise UsageError(f"no readable event time in {settings.data.landing}: nothing to replay")
+        days = Window.whole_days(*span)
+        start, end = start or days.start + settings.training.window, end or days.end
+        progress(f"landing zone {settings.data.landing}: event times from {span[0].isoformat()} to {span[1].isoformat()}")
+    if end <= start:
+        raise UsageError(f"the replay [{start.isoformat()}, {end.isoformat()}) is empty: --end must be after --start")
+    spans = [Window(s, e) for s, e in windows(start, end, every)]
+    progress(
+        f"{len(spans)} intervals of {args.every} from {start:%Y-%m-%d} to {end:%Y-%m-%d}; policies {', '.join(p.name for p in policies)}"
+    )
+    with contextlib.ExitStack() as stack:
+        work = Path(args.work) if args.work else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="driftloop-backtest-")))
+        result = backtest.backtest(settings, spans, policies, work, progress)
+    paths = backtest.write_outputs(result, Path(args.out))
+    if args.mlflow:
+        run_id = backtest.log_to_mlflow(result, paths)
+        progress(f"logged to MLflow: experiment {settings.name}-backtest, run {run_id}")
+    print(backtest.summary_table(result))
+    progress(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
 
 

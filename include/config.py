@@ -262,6 +262,11 @@ class MonitoringSettings(_Section):
     drift_share: float = Field(default=0.5, gt=0, le=1)
     cooldown: Duration = timedelta(days=7)
     consecutive: int = Field(default=1, ge=1)
+    # the window a drift-started retrain learns from. onset: from the first drifted interval of
+    # the streak (at most training.window back, and only once those intervals hold
+    # training.min_rows rows), so the new model learns the world after the change rather than
+    # mostly the one before it; training: the last training.window, like any other retrain
+    drift_window: Literal["onset", "training"] = "onset"
     reference_rows: int = Field(default=20000, ge=100)
     # compare with only the last part of the champion's training window (null: all of it); with a
     # long window that straddles a shift, the whole window reads "drifted" against either side

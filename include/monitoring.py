@@ -85,6 +85,7 @@ class VerdictSummary(TypedDict):
 class PendingDrift(TypedDict):
     """A drift a retrain should answer (``pending_drift``), as the DriftSensor passes it on."""
 
+    start: str | None  # where the retrain's window starts (``monitoring.drift_window``); None: its own default
     end: str
     verdicts: list[str]  # the drifted intervals' keys
     drift_share: float
@@ -540,13 +541,26 @@ def draw_report(settings: Settings, window: Window) -> str:
     return path
 
 
-def pending_drift(verdicts: list[dict], consecutive: int, cooldown: timedelta, triggers: list[dict]) -> PendingDrift | None:
+def pending_drift(
+    verdicts: list[dict],
+    consecutive: int,
+    cooldown: timedelta,
+    triggers: list[dict],
+    window: timedelta | None = None,
+    from_onset: bool = False,
+    min_rows: int = 0,
+) -> PendingDrift | None:
     """The drift a retrain should answer, or None.
 
     A retrain is due when the latest ``consecutive`` verdicts are all drifted, none of them is
     handled yet, all were measured against the same champion (a new champion starts a new
     streak), and the last drift-started retrain answered a verdict ending at least ``cooldown``
     earlier (in event time: replayed history behaves as live data would).
+
+    The retrain's window ends with the latest verdict and is ``window`` long; with ``from_onset``
+    it starts instead at the onset (``drift_onset``), so the new model learns from the world as it
+    is now and not mostly from the world before the change, and the retrain waits until the
+    intervals since the onset hold ``min_rows`` rows.
     """
     if len(verdicts) < consecutive:
         return None
@@ -561,13 +575,36 @@ def pending_drift(verdicts: list[dict], consecutive: int, cooldown: timedelta, t
         if end - last < cooldown:
             log.info("drift at %s is within the cooldown (%s) of the retrain answering %s", end.isoformat(), cooldown, last.isoformat())
             return None
+    start = end - window if window is not None else None
+    if from_onset:
+        streak = drift_streak(verdicts)
+        onset = to_utc(streak[0]["start"])
+        rows = sum(v.get("rows") or 0 for v in streak)
+        if rows < min_rows:
+            log.info("drift since %s: %d rows so far, %d needed to retrain on them alone; waiting", onset.isoformat(), rows, min_rows)
+            return None
+        start = onset if start is None else max(start, onset)
     return PendingDrift(
+        start=start.isoformat() if start is not None else None,
         end=end.isoformat(),
         verdicts=[Window.parse(v["start"], v["end"]).key for v in latest],
         drift_share=latest[-1]["drift_share"],
         model_version=latest[-1]["model_version"],
         retrain_run_id=drift_retrain_run_id(end),
     )
+
+
+def drift_streak(verdicts: list[dict]) -> list[dict]:
+    """The latest unbroken run of drifted verdicts measured against the latest verdict's champion,
+    oldest first: its first interval is where the drift began (its onset). Verdicts an earlier
+    retrain answered count too while the same champion is scored: that retrain was not promoted,
+    and the world has been drifted since."""
+    streak: list[dict] = []
+    for v in reversed(verdicts):
+        if not v["drift"] or v["model_version"] != verdicts[-1]["model_version"]:
+            break
+        streak.append(v)
+    return list(reversed(streak))
 
 
 def degradation(verdicts: list[dict], champion: int, margin: float, intervals: int, min_rows: int = 1) -> Degradation | None:
@@ -637,7 +674,9 @@ def drift_state(settings: Settings) -> tuple[list[dict], list[dict]]:
 def find_pending_drift(settings: Settings) -> PendingDrift | None:
     """What the DriftSensor asks on every poke."""
     verdicts, triggers = drift_state(settings)
-    return pending_drift(verdicts, settings.monitoring.consecutive, settings.monitoring.cooldown, triggers)
+    mon, training = settings.monitoring, settings.training
+    onset = mon.drift_window == "onset"
+    return pending_drift(verdicts, mon.consecutive, mon.cooldown, triggers, training.window, onset, training.min_rows)
 
 
 def mark_handled(settings: Settings, pending: PendingDrift, retrain_run_id: str) -> HandledDrift:
@@ -646,7 +685,9 @@ def mark_handled(settings: Settings, pending: PendingDrift, retrain_run_id: str)
     path = storage.path("drift_watch", "triggers.json")
     triggers = storage.read_json(path)["triggers"] if storage.exists(path) else []
     if not any(t["retrain_run_id"] == retrain_run_id for t in triggers):
-        triggers.append({"end": pending["end"], "verdicts": pending["verdicts"], "retrain_run_id": retrain_run_id})
+        triggers.append(
+            {"start": pending["start"], "end": pending["end"], "verdicts": pending["verdicts"], "retrain_run_id": retrain_run_id}
+        )
         storage.write_json({"triggers": triggers}, path)
     _mark_verdicts(storage, pending["verdicts"], "handled", retrain_run_id)
     return HandledDrift(kind="drift_trigger", retrain_run_id=retrain_run_id, verdicts=pending["verdicts"])

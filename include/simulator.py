@@ -32,41 +32,56 @@ class StreamSpec:
     drift_start: datetime | None = None
     rows_per_day: int = 300
     seed: int = 7
+    # how far the world moves from drift_start on: 1 is the full shock, 0.5 half of it
+    drift_strength: float = 1.0
+    # days over which it moves there in a straight line (0: at once, a step)
+    drift_days: int = 0
+
+    def mix(self, day: pd.Timestamp, drift: pd.Timestamp | None) -> float:
+        """How far along the shock ``day`` is: 0 before ``drift_start``, then up to ``drift_strength``."""
+        if drift is None or day < drift:
+            return 0.0
+        ramp = 1.0 if self.drift_days <= 0 else min(1.0, ((day - drift).days + 1) / self.drift_days)
+        return self.drift_strength * ramp
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _day(rng: np.random.Generator, day: pd.Timestamp, n: int, drifted: bool, first_id: int) -> pd.DataFrame:
+def _between(before, after, mix: float):
+    """``before`` at mix 0, ``after`` at mix 1 (exactly: the demo's stream does not change), and
+    the straight line between them."""
+    if mix == 0:
+        return before
+    if mix == 1:
+        return after
+    return (1 - mix) * np.asarray(before, dtype="float64") + mix * np.asarray(after, dtype="float64")
+
+
+def _day(rng: np.random.Generator, day: pd.Timestamp, n: int, mix: float, first_id: int) -> pd.DataFrame:
+    """One day's applications; ``mix`` 0 is the stable world, 1 the shocked one, and in between
+    both the applicant mix and the repayment rule are that far along the way."""
     seconds = np.sort(rng.integers(0, 86400, n))
     timestamp = day + pd.to_timedelta(seconds, unit="s")
-    if drifted:
-        employment = rng.choice(EMPLOYMENT, n, p=[0.40, 0.40, 0.15, 0.05])
-        salary = rng.choice(SALARY_RANGES, n, p=[0.35, 0.35, 0.20, 0.10])
-        car_value = rng.lognormal(np.log(34000), 0.35, n)
-        dti = np.clip(rng.normal(0.46, 0.12, n), 0.01, 1.2)
-        credit = np.clip(rng.normal(625, 65, n), 300, 850)
-    else:
-        employment = rng.choice(EMPLOYMENT, n, p=[0.65, 0.15, 0.12, 0.08])
-        salary = rng.choice(SALARY_RANGES, n, p=[0.20, 0.35, 0.30, 0.15])
-        car_value = rng.lognormal(np.log(24000), 0.35, n)
-        dti = np.clip(rng.normal(0.33, 0.10, n), 0.01, 1.2)
-        credit = np.clip(rng.normal(680, 60, n), 300, 850)
+    employment = rng.choice(EMPLOYMENT, n, p=_between([0.65, 0.15, 0.12, 0.08], [0.40, 0.40, 0.15, 0.05], mix))
+    salary = rng.choice(SALARY_RANGES, n, p=_between([0.20, 0.35, 0.30, 0.15], [0.35, 0.35, 0.20, 0.10], mix))
+    car_value = rng.lognormal(_between(np.log(24000), np.log(34000), mix), 0.35, n)
+    dti = np.clip(rng.normal(_between(0.33, 0.46, mix), _between(0.10, 0.12, mix), n), 0.01, 1.2)
+    credit = np.clip(rng.normal(_between(680, 625, mix), _between(60, 65, mix), n), 300, 850)
     age = np.clip(rng.normal(41, 12, n), 18, 85).round()
     term = rng.choice([24, 36, 48, 60, 72], n)
     salary_effect = pd.Series(salary).map({"<30k": -0.6, "30k-60k": 0.0, "60k-100k": 0.4, ">100k": 0.7}).to_numpy()
-    if drifted:
-        logit = (
-            0.9
-            + 0.002 * (credit - 650)
-            - 10.0 * (dti - 0.45)
-            - 0.00008 * (car_value - 32000)
-            - 0.9 * (employment == "self_employed")
-            + 0.5 * salary_effect
-        )
-    else:
-        logit = 1.4 + 0.018 * (credit - 650) - 3.0 * (dti - 0.35) + salary_effect - 0.01 * (term - 48) + 0.3 * (employment == "retired")
+    stable = 1.4 + 0.018 * (credit - 650) - 3.0 * (dti - 0.35) + salary_effect - 0.01 * (term - 48) + 0.3 * (employment == "retired")
+    shocked = (
+        0.9
+        + 0.002 * (credit - 650)
+        - 10.0 * (dti - 0.45)
+        - 0.00008 * (car_value - 32000)
+        - 0.9 * (employment == "self_employed")
+        + 0.5 * salary_effect
+    )
+    logit = _between(stable, shocked, mix)
     repaid = (rng.random(n) < _sigmoid(logit)).astype("int64")
     return pd.DataFrame(
         {
@@ -101,7 +116,7 @@ def simulate(spec: StreamSpec) -> pd.DataFrame:
         rng = np.random.default_rng([spec.seed, offset])
         n = int(rng.poisson(spec.rows_per_day))
         first_id = offset * 100_000 + 1
-        frames.append(_day(rng, day, n, drift is not None and day >= drift, first_id))
+        frames.append(_day(rng, day, n, spec.mix(day, drift), first_id))
     return pd.concat(frames, ignore_index=True)
 
 

@@ -82,14 +82,20 @@ def retrain_end(params: dict, scheduled_end, run_after) -> str:
 
 def retrain_window(params: dict, scheduled_end, run_after, default_length: timedelta) -> Window:
     """The training window ``[end - length, end)`` of a retrain run: the end as ``retrain_end``
-    finds it, the length from the conf's ``window`` (e.g. ``90D``) or ``default_length``.
+    finds it, the length from the conf's ``window`` (e.g. ``90D``) or ``default_length``; or
+    ``[start, end)`` when the conf gives a ``start`` (a drift retrain that learns from the onset).
 
     Raises:
-        NoWindow: no end, an unreadable end, or a ``window`` that is not a duration.
+        NoWindow: no end, an unreadable end or start, a start not before the end, both ``start``
+            and ``window``, or a ``window`` that is not a duration.
     """
     from include.config import parse_duration
 
     end = to_utc(retrain_end(params, scheduled_end, run_after))
+    if params.get("start"):
+        if params.get("window"):
+            raise NoWindow("give the run conf 'start' or 'window', not both")
+        return _window(params["start"], end, "run conf start/end")
     length = default_length
     if params.get("window"):
         try:

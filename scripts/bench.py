@@ -1,6 +1,6 @@
 """Runs every benchmark and rewrites the measured part of BENCHMARKS.md.
 
-    python scripts/bench.py [--only parse,drift,scale,promotion,cluster] [--days 50]
+    python scripts/bench.py [--only parse,drift,scale,promotion,backtest,cluster] [--days 50]
 
 Each benchmark is its own script, run here as its own process with the command printed beside its
 figures (every figure has a same-run baseline and its ratio, and peak memory):
@@ -12,6 +12,8 @@ figures (every figure has a same-run baseline and its ratio, and peak memory):
                                           plain scripts; the gate and retrain at 100k and 4M
     promotion scripts/bench_promotion.py  drift verdict to promoted champion under ``airflow
                                           standalone``, 100k training rows, against ``train`` alone
+    backtest  scripts/bench_backtest.py   ``driftloop backtest`` of static, every:4 and drift on
+                                          four simulated streams with a known change point
     cluster   scripts/bench_cluster.py    50 daily intervals on the Celery cluster (2 workers, 1)
                                           against ``airflow standalone``
 
@@ -46,6 +48,7 @@ def commands(days: int) -> dict[str, list[str]]:
         "drift": ["python scripts/bench_drift.py"],
         "scale": ["python scripts/bench_scale.py"],
         "promotion": ["python scripts/bench_promotion.py"],
+        "backtest": ["python scripts/bench_backtest.py"],
         "cluster": [
             f"python scripts/bench_cluster.py --target {t} --days {days}"
             for t in ("cluster --workers 2", "cluster --workers 1", "standalone")
@@ -145,7 +148,7 @@ def rewrite(generated: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="parse,drift,scale,promotion,cluster")
+    parser.add_argument("--only", default="parse,drift,scale,promotion,backtest,cluster")
     parser.add_argument("--days", type=int, default=50)
     args = parser.parse_args()
     chosen = args.only.split(",")

@@ -156,7 +156,7 @@ def test_pools_are_declared_and_alias_moves_share_the_registry_pool(bag):
 def test_run_conf_params(bag):
     assert set(bag.dags["ingest"].params) == {"start", "end", "force", "accept", "reason"}
     assert set(bag.dags["monitor"].params) == {"start", "end"}
-    assert set(bag.dags["retrain"].params) == {"end", "window", "reason"}
+    assert set(bag.dags["retrain"].params) == {"end", "window", "start", "reason"}
     assert set(bag.dags["rollback"].params) == {"version"}
 
 

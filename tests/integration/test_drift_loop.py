@@ -97,7 +97,8 @@ def test_drift_watch_triggers_a_drift_retrain(watched, project):
     assert task_states(watched) == {"wait_for_drift": "success", "trigger_retrain": "success", "mark_handled": "success"}
     runs = _retrain_runs()
     assert DRIFT_RUN_ID in runs, sorted(runs)
-    assert runs[DRIFT_RUN_ID] == {"reason": "drift", "end": DRIFT_END}
+    # the retrain learns from the drift's onset, the first drifted week (monitoring.drift_window: onset)
+    assert runs[DRIFT_RUN_ID] == {"reason": "drift", "start": "2026-02-02T00:00:00+00:00", "end": DRIFT_END}
 
 
 def test_drift_watch_sends_a_drift_alert(watched, alert_hook):
@@ -112,7 +113,9 @@ def test_drift_watch_marks_the_verdicts_handled(watched, project):
         assert verdict["handled"] == DRIFT_RUN_ID
     assert project.storage.read_json(project.storage.verdict_path(_window(week(3))))["handled"] is None
     triggers = project.storage.read_json(project.storage.path("drift_watch", "triggers.json"))["triggers"]
-    assert triggers == [{"end": DRIFT_END, "verdicts": [_key(week(4)), _key(week(5))], "retrain_run_id": DRIFT_RUN_ID}]
+    assert triggers == [
+        {"start": "2026-02-02T00:00:00+00:00", "end": DRIFT_END, "verdicts": [_key(week(4)), _key(week(5))], "retrain_run_id": DRIFT_RUN_ID}
+    ]
 
 
 def test_handled_drift_is_not_answered_twice(watched, project, dagbag):
@@ -156,7 +159,7 @@ def test_drift_retrain_promotes_a_better_challenger(drift_retrain, project, mlfl
     version = mlflow_client.get_model_version(project.name, "2")
     assert version.tags["driftloop.reason"] == "drift"
     assert version.tags["driftloop.window_end"] == DRIFT_END
-    assert version.tags["driftloop.window_start"] == "2026-01-19T00:00:00+00:00"  # training.window 28D
+    assert version.tags["driftloop.window_start"] == "2026-02-02T00:00:00+00:00"  # the onset, not training.window (28D) back
     run = mlflow_client.get_run(version.run_id)
     assert run.data.tags["driftloop.reason"] == "drift"
     assert run.data.tags["driftloop.decision"] == "promote"

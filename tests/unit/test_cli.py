@@ -156,3 +156,29 @@ def test_the_console_command_is_installed_with_help_and_version():
     for sub in ("check", "drift"):
         help_text = subprocess.run([command, sub, "--help"], capture_output=True, text=True, check=True).stdout
         assert "--config" in help_text and "exit 0" in help_text.lower()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--policies", "static,weekly"], "unknown policy 'weekly'"),
+        (["--start", "2026-02-02", "--end", "2026-01-05"], "--end must be after --start"),
+        (["--every", "7 days"], "is not a duration"),
+        (["--start", "2026-02-02", "--end", "soon"], "soon"),
+    ],
+)
+def test_backtest_usage_errors_exit_2_before_replaying(tmp_path, capsys, extra, message):
+    config = write_config(tmp_path)
+    code = cli.main(["backtest", "--config", str(config), "--out", str(tmp_path / "out"), "--quiet", *extra])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_backtest_of_an_empty_or_missing_landing_zone_says_so(tmp_path, capsys):
+    config = write_config(tmp_path)
+    assert cli.main(["backtest", "--config", str(config), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    assert "landing zone" in (err := capsys.readouterr().err) and "does not exist" in err
+    (tmp_path / "landing").mkdir(exist_ok=True)
+    assert cli.main(["backtest", "--config", str(config), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    assert "no readable event time" in capsys.readouterr().err

@@ -47,6 +47,8 @@ AIRFLOW_SERVICES = ("airflow-init", "airflow-api-server", "airflow-scheduler", "
 OPTIONAL_ENV = {
     # read with setdefault: the code's own default is what production wants
     "MLFLOW_CONFIGURE_LOGGING",
+    # include/cli.py (driftloop backtest): set with setdefault to quiet the command's own output
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR",
     # include/curated.py: another spelling of AWS_ENDPOINT_URL, read only when that one is unset
     "AWS_ENDPOINT_URL_S3",
     # plugins/driftloop_airflow.py worker_hostname: the local cluster's hostname callable; compose

@@ -8,7 +8,8 @@ def _write(settings, start, end, drift):
     storage = Storage.from_settings(settings)
     w = Window.parse(start, end)
     storage.write_json(
-        {**w.as_dict(), "drift": drift, "drift_share": 0.7 if drift else 0.1, "model_version": 1, "handled": None}, storage.verdict_path(w)
+        {**w.as_dict(), "drift": drift, "drift_share": 0.7 if drift else 0.1, "model_version": 1, "handled": None, "rows": 2000},
+        storage.verdict_path(w),
     )
 
 
@@ -23,4 +24,5 @@ def test_poke_waits_then_returns_the_drift(settings):
     result = sensor.poke({})
     assert result.is_done is True
     assert result.xcom_value["end"] == "2026-01-26T00:00:00+00:00"
+    assert result.xcom_value["start"] == "2026-01-12T00:00:00+00:00"  # the onset: the first drifted week
     assert result.xcom_value["retrain_run_id"] == "drift__20260126T000000Z"

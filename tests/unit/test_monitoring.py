@@ -10,10 +10,11 @@ from include.curated import Commit
 from include.storage import Storage
 
 
-def verdict(start, end, drift, handled=None, share=0.6, version=1, live=0.7):
+def verdict(start, end, drift, handled=None, share=0.6, version=1, live=0.7, rows=2000):
     return {
         "start": start,
         "end": end,
+        "rows": rows,
         "drift": drift,
         "handled": handled,
         "drift_share": share if drift else 0.1,
@@ -83,6 +84,49 @@ def test_cooldown_in_event_time():
     assert monitoring.pending_drift(vs, 1, timedelta(days=8), triggers) is None
 
 
+def test_a_drift_retrain_learns_from_the_onset():
+    """From the first drifted interval of the streak (not only the ``consecutive`` latest), at
+    most ``window`` back; ``from_onset`` off: the whole window."""
+    vs = [verdict(WEEKS[0], WEEKS[1], False)] + [verdict(WEEKS[i], WEEKS[i + 1], True) for i in (1, 2, 3)]
+    pending = monitoring.pending_drift(vs, 2, timedelta(0), [], timedelta(days=28), from_onset=True)
+    assert (pending["start"], pending["end"]) == (WEEKS[1], WEEKS[4])
+    assert pending["verdicts"] == ["20260119T000000Z__20260126T000000Z", "20260126T000000Z__20260202T000000Z"]
+    capped = monitoring.pending_drift(vs, 2, timedelta(0), [], timedelta(days=14), from_onset=True)
+    assert capped["start"] == WEEKS[2]
+    whole = monitoring.pending_drift(vs, 2, timedelta(0), [], timedelta(days=28), from_onset=False)
+    assert whole["start"] == WEEKS[0]
+    # drift answered by a retrain that was not promoted: the same champion, the same onset
+    vs[1]["handled"] = "drift__earlier"
+    assert monitoring.pending_drift(vs, 2, timedelta(0), [], timedelta(days=28), from_onset=True)["start"] == WEEKS[1]
+    # a streak under another champion is not part of this drift's onset
+    vs[1]["model_version"] = 0
+    assert monitoring.pending_drift(vs, 2, timedelta(0), [], timedelta(days=28), from_onset=True)["start"] == WEEKS[2]
+
+
+def test_a_drift_retrain_waits_for_enough_rows_since_the_onset():
+    vs = [verdict(WEEKS[0], WEEKS[1], False), verdict(WEEKS[1], WEEKS[2], True, rows=120), verdict(WEEKS[2], WEEKS[3], True, rows=60)]
+    assert monitoring.pending_drift(vs, 2, timedelta(0), [], timedelta(days=28), from_onset=True, min_rows=200) is None
+    vs.append(verdict(WEEKS[3], WEEKS[4], True, rows=30))
+    pending = monitoring.pending_drift(vs, 2, timedelta(0), [], timedelta(days=28), from_onset=True, min_rows=200)
+    assert (pending["start"], pending["end"]) == (WEEKS[1], WEEKS[4])
+
+
+def test_find_pending_drift_follows_the_config(settings):
+    storage = Storage.from_settings(settings)
+    from include.storage import Window
+
+    for i, flag in enumerate([False, True, True]):
+        storage.write_json(verdict(WEEKS[i], WEEKS[i + 1], flag), storage.verdict_path(Window.parse(WEEKS[i], WEEKS[i + 1])))
+
+    def pending(**monitoring_keys):
+        chosen = settings.monitoring.model_copy(update={"consecutive": 2, **monitoring_keys})
+        return monitoring.find_pending_drift(settings.model_copy(update={"monitoring": chosen}))
+
+    assert pending()["start"] == WEEKS[1]  # onset is the default
+    whole = pending(drift_window="training")
+    assert whole["start"] == (pd.Timestamp(WEEKS[3]) - settings.training.window).isoformat()
+
+
 def test_mark_handled_is_idempotent(settings):
     storage = Storage.from_settings(settings)
     from include.storage import Window
@@ -98,6 +142,7 @@ def test_mark_handled_is_idempotent(settings):
     monitoring.mark_handled(settings, pending, "drift__1")
     verdicts, triggers = monitoring.drift_state(settings)
     assert len(triggers) == 1 and all(v["handled"] == "drift__1" for v in verdicts)
+    assert triggers[0]["start"] == pending["start"] == WEEKS[0]
     assert monitoring.find_pending_drift(settings) is None
 
 

@@ -61,6 +61,9 @@ def test_a_broad_error_type_is_refused():
         ({"end": "2026-02-02", "window": "0D"}, "window"),
         ({"end": "not a date"}, "end"),
         ({}, "no end"),
+        ({"end": "2026-02-02", "start": "2026-01-05", "window": "14D"}, "not both"),
+        ({"end": "2026-02-02", "start": "2026-02-09"}, "start/end"),
+        ({"end": "2026-02-02", "start": "soon"}, "start/end"),
     ],
 )
 def test_a_wrong_retrain_conf_is_a_run_conf_error(params, match):
@@ -79,6 +82,9 @@ def test_retrain_window():
     assert (w.start.isoformat(), w.end.isoformat()) == ("2026-01-19T00:00:00+00:00", "2026-02-02T00:00:00+00:00")
     w = retrain_window({}, "2026-02-09T00:00:00Z", "2026-03-01", timedelta(days=7))
     assert w.start.isoformat() == "2026-02-02T00:00:00+00:00"
+    # a drift retrain's conf gives its start: the onset
+    w = retrain_window({"end": "2026-02-02", "start": "2026-01-26T00:00:00+00:00"}, None, "2026-03-01", timedelta(days=28))
+    assert (w.start.isoformat(), w.end.isoformat()) == ("2026-01-26T00:00:00+00:00", "2026-02-02T00:00:00+00:00")
 
 
 @pytest.mark.parametrize("params", [{"start": "2026-01-05", "end": "nonsense"}, {"start": "2026-01-12", "end": "2026-01-05"}])
