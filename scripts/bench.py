@@ -48,7 +48,7 @@ def commands(days: int) -> dict[str, list[str]]:
         "drift": ["python scripts/bench_drift.py"],
         "scale": ["python scripts/bench_scale.py"],
         "promotion": ["python scripts/bench_promotion.py"],
-        "backtest": ["python scripts/bench_backtest.py"],
+        "backtest": ["python scripts/bench_backtest.py --copy-demo docs/backtest"],
         "cluster": [
             f"python scripts/bench_cluster.py --target {t} --days {days}"
             for t in ("cluster --workers 2", "cluster --workers 1", "standalone")
