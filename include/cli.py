@@ -211,6 +211,10 @@ def _backtest(args) -> int:
         progress(f"landing zone {settings.data.landing}: event times from {span[0].isoformat()} to {span[1].isoformat()}")
     if end <= start:
         raise UsageError(f"the replay [{start.isoformat()}, {end.isoformat()}) is empty: --end must be after --start")
+    if args.work and Path(args.work).exists() and any(Path(args.work).iterdir()):
+        # an earlier replay's verdicts, handled marks and versions would be taken up again (each
+        # step is idempotent), and this replay would not be a replay of the policies from nothing
+        raise UsageError(f"--work {args.work} is not empty: each replay starts from nothing; remove it or name another folder")
     spans = [Window(s, e) for s, e in windows(start, end, every)]
     progress(
         f"{len(spans)} intervals of {args.every} from {start:%Y-%m-%d} to {end:%Y-%m-%d}; policies {', '.join(p.name for p in policies)}"

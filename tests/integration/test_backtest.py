@@ -204,3 +204,42 @@ def test_one_csv_export_and_its_config_are_enough(tmp_path, capsys):
     # the replay kept (--work) is inspectable: each policy's storage and MLflow
     assert (tmp_path / "w" / "drift" / "mlflow" / "mlflow.db").exists() and (tmp_path / "w" / "drift" / "storage" / "verdicts").is_dir()
     assert (ROOT / "examples" / "churn" / "landing" / "subscriptions.csv").read_bytes() == before
+
+
+def test_labels_in_their_own_files_replay_as_labels_in_the_rows(tmp_path):
+    """The same weeks with the target in the batches, and with it in ``data.labels`` files that
+    arrive apart (split across files, in another order): the same metrics and business values,
+    the same retrains. With ``business`` configured, its value is in every interval and the table."""
+    from include import cli
+    from include.simulator import StreamSpec, simulate, write_daily_batches
+    from tests.conftest import write_config
+
+    frame = simulate(StreamSpec(start=START, days=42, drift_start=week(3)[0], rows_per_day=150))
+    business = {"metric": "expected_value", "values": {"tp": 100, "fp": -500, "fn": 0, "tn": 0}}
+    results = {}
+    for how in ("inline", "files"):
+        folder = tmp_path / how
+        overrides = {"training__window": "14D", "monitoring__consecutive": 2, "model__params": {"max_iter": 40}, "business": business}
+        if how == "files":
+            labels = folder / "labels"
+            labels.mkdir(parents=True)
+            shuffled = frame[["id", "repaid"]].sample(frac=1.0, random_state=1)
+            for n, part in enumerate((shuffled.iloc[: len(shuffled) // 2], shuffled.iloc[len(shuffled) // 2 :])):
+                part.to_csv(labels / f"labels_{n}.csv", index=False)
+            write_daily_batches(frame.drop(columns=["repaid"]), str(folder / "landing"))
+            overrides["data__labels"] = str(labels)
+        else:
+            write_daily_batches(frame, str(folder / "landing"))
+        config = write_config(folder, name=f"labels_{how}", **overrides)
+        out = folder / "out"
+        args = ["backtest", "--config", str(config), "--start", _iso(week(2)[0]), "--end", _iso(week(6)[0])]
+        assert cli.main([*args, "--policies", "static,drift", "--out", str(out), "--quiet"]) == 0
+        results[how] = json.loads((out / "result.json").read_text())
+        assert "| expected_value |" in (out / "summary.md").read_text()
+    for name in ("static", "drift"):
+        inline, files = results["inline"]["policies"][name], results["files"]["policies"][name]
+        assert None not in inline["metric"].values() and None not in inline["business"].values()
+        assert files["metric"] == pytest.approx(inline["metric"], abs=1e-12)
+        assert files["business"] == pytest.approx(inline["business"], abs=1e-9)
+        assert files["retrains"] == inline["retrains"]
+    assert results["files"]["policies"]["drift"]["retrains"] == [_iso(week(4)[1])]

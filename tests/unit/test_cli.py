@@ -165,6 +165,7 @@ def test_the_console_command_is_installed_with_help_and_version():
         (["--start", "2026-02-02", "--end", "2026-01-05"], "--end must be after --start"),
         (["--every", "7 days"], "is not a duration"),
         (["--start", "2026-02-02", "--end", "soon"], "soon"),
+        (["--start", "2026-01-05", "--end", "2026-02-02", "--work", "."], "is not empty: each replay starts from nothing"),
     ],
 )
 def test_backtest_usage_errors_exit_2_before_replaying(tmp_path, capsys, extra, message):
