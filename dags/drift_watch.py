@@ -39,6 +39,10 @@ CONFIG = load_dag_settings()
 def drift_watch():
     wait_for_drift = DriftSensor(
         task_id="wait_for_drift",
+        doc_md=(
+            "Waits until the latest `monitoring.consecutive` verdicts drifted, unhandled and outside the cooldown; "
+            "returns the drift's window (from its onset), its verdicts and the retrain run id that answers it."
+        ),
         poke_interval=CONFIG.monitoring.poke_interval,
         timeout=CONFIG.monitoring.watch_timeout,
         soft_fail=True,
@@ -46,6 +50,7 @@ def drift_watch():
 
     trigger_retrain = TriggerDagRunOperator(
         task_id="trigger_retrain",
+        doc_md="Starts `retrain` with `reason: drift` on the drift's window, under a run id derived from its end (the same drift never starts two retrains).",
         trigger_dag_id="retrain",
         trigger_run_id="{{ ti.xcom_pull(task_ids='wait_for_drift')['retrain_run_id'] }}",
         conf={
@@ -62,6 +67,8 @@ def drift_watch():
     # writes drift_watch's trigger record and the verdicts' handled marks: one writer at a time
     @task(trigger_rule="none_failed_min_one_success", on_success_callback=ALERT_ON_RESULT, pool=REGISTRY_POOL)
     def mark_handled(drift: dict) -> dict:
+        """Records that the triggered retrain answers these drifted verdicts (so the same drift never starts two
+        retrains) and sends the `drift` alert."""
         from include.monitoring import mark_handled as mark
 
         return mark(settings(), drift, drift["retrain_run_id"])

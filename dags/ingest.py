@@ -79,6 +79,8 @@ def _run_info() -> dict:
 def ingest():
     @task
     def window() -> dict:
+        """The window this run ingests: the run conf / form (`start`, `end`), the quarantine entry named by
+        `accept`, or the scheduled data interval."""
         from include.quarantine import Quarantine
         from include.storage import Storage
         from include.windows import NoWindow, interval_window
@@ -94,6 +96,11 @@ def ingest():
 
     @task(pool=CURATED_POOL, on_success_callback=ALERT_ON_RESULT)
     def gate(span: dict) -> dict:
+        """The data-quality gate (Great Expectations) on the window's landing rows, with the champion's learned
+        tolerances once a champion exists. A batch that fails is quarantined
+        (`quarantine/<entry>/report.md` names the column, the rule and the numbers) and the task fails
+        without retries; one that passes is staged for `publish`. Alerts on late files, files of no
+        window and rules set to `warn`."""
         from include.ingestion import check_accepted, check_landing
         from include.storage import Window
 
@@ -105,6 +112,9 @@ def ingest():
 
     @task(pool=CURATED_POOL, outlets=[CURATED])
     def publish(span: dict, gated: dict) -> dict:
+        """Replaces the window's curated rows with the staged batch in one Delta commit (a re-run replaces, never
+        duplicates), records the files it came from, closes the window's quarantine entries, and emits
+        the `driftloop_curated` event that starts `monitor`."""
         from include.ingestion import publish as publish_rows
         from include.storage import Window
 
@@ -133,7 +143,11 @@ def ingest():
 
     # re-ingests windows that late landing files have rows in (schedule.late: reingest)
     reingest_late = TriggerDagRunOperator.partial(
-        task_id="reingest_late", trigger_dag_id="ingest", skip_when_already_exists=True, logical_date=None
+        task_id="reingest_late",
+        doc_md="Starts an `ingest` run for each window late landing files still have rows in (`schedule.late: reingest`).",
+        trigger_dag_id="ingest",
+        skip_when_already_exists=True,
+        logical_date=None,
     )
 
     span = window()

@@ -52,13 +52,15 @@ log = logging.getLogger(__name__)
     tags=[*TAGS, "monitor"],
     doc_md=__doc__,
     params={
-        "start": time_param("interval start, UTC if no zone"),
-        "end": time_param("interval end, excluded"),
+        "start": time_param("UTC if no zone", "Interval start"),
+        "end": time_param("excluded", "Interval end"),
     },
 )
 def monitor():
     @task
     def window() -> list[dict]:
+        """The intervals this run checks: the run conf / form, else one per curated event that triggered it
+        (oldest first)."""
         from include.windows import NoWindow, interval_windows
 
         ctx = get_current_context()
@@ -72,6 +74,10 @@ def monitor():
 
     @task
     def score(span: dict) -> dict:
+        """Scores the interval's curated rows with `@champion` (and the previous champion as a shadow, and a
+        candidate under staged rollout), writes one prediction per id (replaced on a re-run), and
+        computes the live metric and the business value where labels exist. Skipped when there is no
+        champion yet."""
         from airflow.sdk.exceptions import AirflowSkipException
 
         from include.monitoring import NoChampion, score_interval
@@ -87,12 +93,18 @@ def monitor():
     # cost per million rows). Expanded over the intervals that were scored: one that failed to
     # score does not stop the drift check of the others.
     @mlflow_task(
+        report=True,
         outlets=[VERDICTS],
         execution_timeout=timedelta(hours=1),
         trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS,
         on_success_callback=ALERT_ON_RESULT,  # a business metric that fell
     )
     def drift(scored: dict) -> dict:
+        """The drift verdict: each feature of the interval against the champion's training window (Evidently's
+        methods, on all rows), prediction and target drift, the live metric; stored in `verdicts/` and
+        as a run of the `<name>-monitoring` experiment. The **MLflow** button opens that run,
+        **Evidently report** the interval's HTML report (drawn by `report`). Its event wakes
+        `drift_watch`."""
         from include.monitoring import check_drift
         from include.storage import Window
 
@@ -104,6 +116,8 @@ def monitor():
     # for twenty): a task of its own, so the verdict and drift_watch do not wait for them
     @mlflow_task(execution_timeout=timedelta(minutes=30))
     def report(verdict: dict) -> str:
+        """Evidently's HTML report of the verdict, drawn from a sample (`monitoring.report_rows` a side) with the
+        verdict's methods; written under `reports/<interval>/drift.html` and to the monitoring run."""
         from include.monitoring import draw_report
         from include.storage import Window
 
@@ -113,6 +127,9 @@ def monitor():
     # on the verdicts there are (a failed interval has none, like one whose labels have not come)
     @mlflow_task(on_success_callback=ALERT_ON_RESULT, pool=REGISTRY_POOL, trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
     def guard(verdicts: list[dict]) -> dict:
+        """The automatic rollback: when `@champion` trails its shadow (the previous champion) on the live metric
+        by more than `monitoring.rollback_margin` in the last `monitoring.rollback_intervals` labelled
+        intervals, `@champion` moves back (`monitoring.rollback: auto`) and an alert goes out."""
         from include.moves import guard_champion
 
         return guard_champion(settings(), get_current_context()["run_id"])
@@ -121,6 +138,8 @@ def monitor():
     # once its labelled live rows decide; after guard, in the same one-slot pool
     @mlflow_task(on_success_callback=ALERT_ON_RESULT, pool=REGISTRY_POOL, trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
     def rollout(verdicts: list[dict]) -> dict:
+        """A challenger under staged rollout (`promotion.strategy: shadow | canary`, alias `@candidate`):
+        promoted or retired once its labelled live rows decide."""
         from include.rollout import rollout_step
 
         return rollout_step(settings(), get_current_context()["run_id"])
@@ -151,9 +170,10 @@ def monitor():
         return len(newer)
 
     # one score and one drift check per interval: queued ingest events are not merged
-    scored = score.expand(span=window())
-    verdicts = drift.expand(scored=scored)
-    reports = report.expand(verdict=verdicts)
+    # a mapped task does not take its docs from the function as a plain one does
+    scored = score.override(doc_md=score.function.__doc__).expand(span=window())
+    verdicts = drift.override(doc_md=drift.function.__doc__).expand(scored=scored)
+    reports = report.override(doc_md=report.function.__doc__).expand(verdict=verdicts)
     guarded = guard(verdicts)
     staged = rollout(verdicts)
     guarded >> staged

@@ -74,15 +74,29 @@ class PromotionApproval(ApprovalOperator):
     tags=[*TAGS, "retrain"],
     doc_md=__doc__,
     params={
-        "end": time_param("window end, excluded (default: now)"),
-        "window": Param(None, type=["null", "string"], description="window length, e.g. 90D (default: training.window)"),
-        "start": time_param("window start, instead of a length (a drift retrain starts at the drift's onset)"),
-        "reason": Param("manual", type="string", enum=["manual", "schedule", "drift", "initial"], description="why this retrain runs"),
+        "end": time_param("excluded (default: now)", "Window end"),
+        "window": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^\s*\d+\s*[DdHhMmWw]\s*$",
+            title="Window length",
+            description="e.g. 90D, 12H or 2W (default: training.window)",
+        ),
+        "start": time_param("instead of a length; a drift retrain starts at the drift's onset", "Window start"),
+        "reason": Param(
+            "manual",
+            type="string",
+            enum=["manual", "schedule", "drift", "initial"],
+            title="Reason",
+            description="why this retrain runs (recorded on the MLflow run and the version)",
+        ),
     },
 )
 def retrain():
     @task
     def window() -> dict:
+        """The training window: `[end - window, end)`, or `[start, end)`, from the run conf / form, or the
+        scheduled time; and the reason."""
         from include.windows import NoWindow, retrain_window
 
         ctx = get_current_context()
@@ -95,6 +109,8 @@ def retrain():
 
     @task
     def gate(span: dict) -> dict:
+        """The data-quality gate on the window's labelled curated rows (with the champion's learned tolerances);
+        fails without retries on bad data or fewer than `training.min_rows` rows."""
         from include.retraining import gate_window
         from include.storage import Window
 
@@ -104,6 +120,10 @@ def retrain():
     # cross-validation and a fit on the whole window: minutes on a few million rows
     @mlflow_task(execution_timeout=timedelta(hours=3))
     def train(span: dict, gated: dict) -> dict:
+        """Time-based cross-validation (with a dummy baseline per fold), a fit on the whole window, an MLflow run
+        (fold metrics and charts, dataset, gate profile, model card) and a new registered version
+        `@challenger`. A retry reuses what an earlier attempt of this run registered. The **MLflow**
+        button opens the run."""
         from include.retraining import train_challenger
         from include.storage import Window
 
@@ -112,6 +132,8 @@ def retrain():
 
     @mlflow_task(execution_timeout=timedelta(hours=1))
     def evaluate(span: dict, trained: dict) -> dict:
+        """The challenger's last-fold model, the baseline and `@champion` scored on the same out-of-time rows,
+        with every check (baseline, fairness, business); the result is in the model card."""
         from include.retraining import evaluate_challenger
         from include.storage import Window
 
@@ -119,13 +141,21 @@ def retrain():
 
     @task.branch
     def route(comparison: dict) -> str:
+        """To `approval` when `promotion.mode` is `approval` and the challenger is better, else straight to
+        `promote`."""
         needs_human = settings().promotion.mode == "approval" and comparison["better"]
         return "approval" if needs_human else "promote"
 
     approval = PromotionApproval(
         task_id="approval",
+        doc_md=(
+            "With `promotion.mode: approval`: a human approves or rejects the better challenger under **Required Actions**, "
+            "reading its model card and the comparison; unanswered within `promotion.approval_timeout`, it is rejected."
+        ),
         subject="Promote the challenger to champion?",
-        body="{{ ti.xcom_pull(task_ids='evaluate') }}",
+        # the challenger's model card (Markdown): the comparison on the same out-of-time rows,
+        # every check, the folds, the data and code it came from
+        body="{{ ti.xcom_pull(task_ids='evaluate')['card'] or ti.xcom_pull(task_ids='evaluate')['reason'] }}",
         defaults="Reject",
         # the config's value replaces this default when the task runs; passed here too because an
         # operator built with execution_timeout but no response_timeout turns the former (from
@@ -135,6 +165,9 @@ def retrain():
 
     @mlflow_task(trigger_rule="none_failed_min_one_success", on_success_callback=ALERT_ON_RESULT, pool=REGISTRY_POOL)
     def promote(trained: dict, comparison: dict) -> dict:
+        """Moves `@champion` to the challenger when it is better (or starts its staged rollout), only while
+        `@champion` is the version it was compared with; records why in the version's model card. The
+        **MLflow** button opens the champion's version."""
         from include.moves import promote as move_alias
 
         with fail_without_retry():  # @champion moved since the comparison: a person must look
@@ -145,6 +178,8 @@ def retrain():
     # leaf that succeeded after a failed promote would turn the run green)
     @task(pool=REGISTRY_POOL)
     def retain() -> dict:
+        """Archives versions beyond `registry.keep` (never the champion, the previous champion or `@candidate`);
+        a teardown, so it runs whatever the outcome."""
         from include.moves import retain as archive_old_versions
 
         ctx = get_current_context()

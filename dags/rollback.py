@@ -29,12 +29,20 @@ CONFIG = load_dag_settings()
     tags=[*TAGS, "registry"],
     doc_md=__doc__,
     params={
-        "version": Param(None, type=["null", "integer"], minimum=1, description="version to make champion (default: the previous champion)")
+        "version": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            title="Version",
+            description="the registered version to make champion (default: the previous champion)",
+        )
     },
 )
 def rollback():
     @mlflow_task(pool=REGISTRY_POOL)
     def move_champion() -> dict:
+        """Moves `@champion` to the previous champion or to the form's `version`, recorded before it is applied.
+        The **MLflow** button opens the new champion's version."""
         from include.moves import rollback as roll_back
 
         ctx = get_current_context()

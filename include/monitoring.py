@@ -80,6 +80,7 @@ class VerdictSummary(TypedDict):
     target_drift: bool | None
     business: BusinessVerdict | None
     mlflow_url: str | None
+    report_url: str | None  # the Evidently report on the monitoring run (drawn by ``draw_report``)
 
 
 class PendingDrift(TypedDict):
@@ -512,6 +513,7 @@ def check_drift(settings: Settings, window: Window, scored: ScoreResult) -> Verd
         "target_drift": outputs["target_drift"]["drifted"],
         "business": worth,
         "mlflow_url": url,
+        "report_url": registry.artifact_url(verdict["mlflow_run_id"], tracking.REPORT_ARTIFACT) if url else None,
     }
 
 

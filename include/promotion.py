@@ -76,6 +76,7 @@ class Comparison(TypedDict):
     better: bool
     reason: str
     mlflow_url: NotRequired[str | None]
+    card: NotRequired[str | None]  # the challenger's model card as evaluate left it (the approval shows it)
 
 
 @dataclass(frozen=True)

@@ -166,6 +166,13 @@ def run_url(run_id: str) -> str | None:
     return f"{base}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
 
 
+def artifact_url(run_id: str, path: str) -> str | None:
+    """The MLflow UI page of one artifact of a run (its Artifacts tab, the file open), when the
+    tracking URI is an HTTP server."""
+    page = run_url(run_id)
+    return f"{page}/artifacts/{path}" if page else None
+
+
 def version_url(name: str, version: int | None) -> str | None:
     """The MLflow UI page of a registered model version, when the tracking URI is an HTTP server."""
     base = _ui_base()

@@ -161,6 +161,7 @@ def evaluate_challenger(settings: Settings, window: Window, trained: TrainResult
             "better": True,
             "reason": "this version is already champion (re-run)",
             "mlflow_url": trained.get("mlflow_url"),
+            "card": None,
         }
     rows = load_training_frame(settings, Window.parse(trained["valid_start"], window.end))
     challenger_model = registry.load_model(f"runs:/{trained['run_id']}/{tracking.COMPARISON_MODEL}")
@@ -182,6 +183,6 @@ def evaluate_challenger(settings: Settings, window: Window, trained: TrainResult
         )
     if result["challenger_score"] is not None:
         tracking.log_comparison(trained["run_id"], settings.model.metric, result)
-    tracking.update_card(settings, trained, comparison=result, decision=None)
+    card = tracking.update_card(settings, trained, comparison=result, decision=None)
     log.info("comparison: %s", result["reason"])
-    return {**result, "mlflow_url": trained.get("mlflow_url")}
+    return {**result, "mlflow_url": trained.get("mlflow_url"), "card": card}

@@ -245,15 +245,21 @@ def log_training_run(
     return {"run_id": run.info.run_id, "version": version}
 
 
-def write_card(facts: dict) -> None:
+def write_card(facts: dict) -> str:
     """Stores a model card: its facts and Markdown on the training run, and the Markdown (within
-    MLflow's limit) as the registered version's description. Each write replaces the last."""
+    MLflow's limit) as the registered version's description. Each write replaces the last.
+
+    Returns:
+        The description written (what the approval step shows).
+    """
     from include import cards
 
     c = client()
     c.log_dict(facts["run_id"], facts, cards.FACTS_ARTIFACT)
     c.log_text(facts["run_id"], cards.render(facts), cards.CARD_ARTIFACT)
-    c.update_model_version(facts["name"], str(facts["version"]), description=cards.description(facts))
+    text = cards.description(facts)
+    c.update_model_version(facts["name"], str(facts["version"]), description=text)
+    return text
 
 
 def run_artifact_dict(run_id: str, path: str) -> dict | list | None:
@@ -444,10 +450,11 @@ def retrain_trigger(settings: Settings, airflow_run_id: str) -> str | None:
     return None
 
 
-def update_card(settings: Settings, trained: dict, **facts) -> None:
-    """Adds ``facts`` (comparison, decision) to the version's card and writes it again."""
+def update_card(settings: Settings, trained: dict, **facts) -> str:
+    """Adds ``facts`` (comparison, decision) to the version's card and writes it again; returns
+    its description (``write_card``)."""
     run_id = trained.get("run_id") or registry.get_version(settings.name, trained["version"]).run_id
     stored = run_artifact_dict(run_id, cards.FACTS_ARTIFACT)
     if stored is None:
         stored = card_facts(settings, trained["version"], registry.client().get_run(run_id))
-    write_card({**stored, **facts})
+    return write_card({**stored, **facts})

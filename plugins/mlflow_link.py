@@ -28,17 +28,37 @@ class MlflowLink(BaseOperatorLink):
         return url or ""
 
 
+class ReportLink(BaseOperatorLink):
+    """monitor's ``drift``: the interval's Evidently report, as an artifact of its MLflow run
+    (``report_url`` in the return value; the ``report`` task draws it right after)."""
+
+    name = "Evidently report"
+
+    def get_link(self, operator, *, ti_key) -> str:
+        result = BaseXCom.get_value(ti_key=ti_key, key="return_value")
+        url = result.get("report_url") if isinstance(result, dict) else None
+        return url or ""
+
+
 class MlflowTaskOperator(_PythonDecoratedOperator):
     """A TaskFlow task with the MLflow button."""
 
     operator_extra_links = (MlflowLink(),)
 
 
-def mlflow_task(python_callable=None, **kwargs):
-    """``@task`` (same arguments) for a task whose return value carries ``mlflow_url``."""
-    return task_decorator_factory(python_callable=python_callable, decorated_operator_class=MlflowTaskOperator, **kwargs)
+class MlflowReportTaskOperator(_PythonDecoratedOperator):
+    """A TaskFlow task with the MLflow and the Evidently report buttons."""
+
+    operator_extra_links = (MlflowLink(), ReportLink())
+
+
+def mlflow_task(python_callable=None, *, report: bool = False, **kwargs):
+    """``@task`` (same arguments) for a task whose return value carries ``mlflow_url`` (and with
+    ``report``, ``report_url``)."""
+    operator = MlflowReportTaskOperator if report else MlflowTaskOperator
+    return task_decorator_factory(python_callable=python_callable, decorated_operator_class=operator, **kwargs)
 
 
 class MlflowLinkPlugin(AirflowPlugin):
     name = "driftloop_mlflow_link"
-    operator_extra_links = [MlflowLink()]
+    operator_extra_links = [MlflowLink(), ReportLink()]

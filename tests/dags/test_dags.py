@@ -245,7 +245,11 @@ def test_mlflow_link_on_the_tasks_that_write_to_mlflow(bag):
         for op in encoded:
             op = op["__var"]
             links = op.get("_operator_extra_links") or {}
-            assert (links == {"MLflow": "_link_MlflowLink"}) == (op["task_id"] in tasks), (dag_id, op["task_id"], links)
+            assert (links.get("MLflow") == "_link_MlflowLink") == (op["task_id"] in tasks), (dag_id, op["task_id"], links)
+            # monitor's drift also links to the interval's Evidently report
+            report = (dag_id, op["task_id"]) == ("monitor", "drift")
+            assert (links.get("Evidently report") == "_link_ReportLink") == report, (dag_id, op["task_id"], links)
+            assert set(links) <= {"MLflow", "Evidently report", "Triggered DAG"}, links
 
 
 @pytest.mark.parametrize("value", ["2026-01-05", "2026-01-05T00:00:00", "2026-01-05T00:00:00Z", "2026-01-05T06:30:00+02:00", None])
@@ -283,3 +287,25 @@ def test_monitor_wakes_itself_for_curated_events_that_came_during_a_run(bag):
         "x-driftloop://curated",
         "x-driftloop://monitor-backlog",
     }
+
+
+def test_every_dag_task_and_form_field_is_documented(bag):
+    """What the Airflow UI shows a user: each DAG's and each task's docs (the task's Details tab),
+    and a title and a description for each field of the trigger forms."""
+    for dag in bag.dags.values():
+        assert dag.doc_md and dag.doc_md.strip().startswith(f"### {dag.dag_id}"), dag.dag_id
+        for task in dag.tasks:
+            assert task.doc_md and len(task.doc_md.split()) >= 8, f"{dag.dag_id}.{task.task_id} has no docs"
+        for name in dag.params:
+            param = dag.params.get_param(name)
+            assert param.schema.get("title") and param.description, f"{dag.dag_id} form field {name!r}: {param.dump()}"
+
+
+def test_a_retrain_window_length_the_form_cannot_read_is_refused_there(bag):
+    """A window length like "90 days" is refused by the trigger form (and the REST API), before a run exists."""
+    from airflow.sdk.exceptions import ParamValidationError
+
+    window = bag.dags["retrain"].params.get_param("window")
+    assert window.resolve(value="90D") == "90D" and window.resolve(value=None) is None
+    with pytest.raises(ParamValidationError, match="does not match"):
+        window.resolve(value="90 days")

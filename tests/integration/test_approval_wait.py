@@ -32,6 +32,8 @@ class Outside(threading.Thread):
         self.deadline: datetime | None = None
         self.waiting_since: datetime | None = None
         self.error: BaseException | None = None
+        self.subject: str | None = None
+        self.body: str | None = None  # what Required Actions shows
 
     def run(self) -> None:
         try:
@@ -61,6 +63,8 @@ class Outside(threading.Thread):
         else:
             raise TimeoutError("approval never waited for input")
         self.waiting_since, self.deadline = datetime.now(UTC), ti.trigger_timeout
+        with create_session() as session:
+            self.subject, self.body = session.get(HITLDetail, ti.id).subject, session.get(HITLDetail, ti.id).body
         if self.meanwhile is not None:
             self.meanwhile()
         with create_session() as session:
@@ -92,6 +96,13 @@ def test_an_unanswered_approval_rejects_the_challenger_after_the_configured_wait
     # the deadline the task set is promotion.approval_timeout (2H) after it began to wait, not 24H
     waited = outside.deadline - outside.waiting_since
     assert timedelta(hours=1, minutes=55) < waited <= timedelta(hours=2), waited
+    # the person asked reads the challenger's model card: the comparison, its checks, the folds
+    assert outside.subject == "Promote the challenger to champion?"
+    card = mlflow_client.get_model_version(project.name, "1").description
+    assert outside.body.startswith(f"# {project.name} v1\n")
+    for line in ("## Comparison on the same out-of-time rows", "| challenger v1 (its last-fold model) |", "## Checks"):
+        assert line in outside.body, (line, outside.body[:2000])
+    assert card.split("\n")[0] == outside.body.split("\n")[0]
     assert dr.state == "success", task_states(dr)
     states = task_states(dr)
     assert states["approval"] == "success" and states["promote"] == "skipped", states

@@ -74,6 +74,10 @@ def test_drift_task_links_to_its_monitoring_run(project, monitored, mlflow_clien
     page = f"{mlflow_server}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
     assert verdict["mlflow_url"] == page
     assert xcom_value(monitored[1], "drift", key="_link_MlflowLink", map_index=0) == page
+    # and to the interval's Evidently report, an artifact of that run (drawn by the report task)
+    assert verdict["report_url"] == f"{page}/artifacts/evidently/drift.html"
+    assert xcom_value(monitored[1], "drift", key="_link_ReportLink", map_index=0) == verdict["report_url"]
+    assert "evidently/drift.html" in {a.path for a in mlflow_client.list_artifacts(run.info.run_id, "evidently")}
 
 
 def test_predictions_one_row_per_id_after_rerun(project, monitored, stream_5w):
