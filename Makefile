@@ -9,7 +9,7 @@ export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install demo up stop cluster cluster-stop test lint unit integration e2e cluster-test env compose-up compose-down lock bench benchmark bench-drift bench-scale bench-promotion bench-backtest backtest bench-cluster clean
+.PHONY: install demo up stop cluster cluster-stop test lint unit integration e2e cluster-test env compose-up compose-down lock bench benchmark bench-drift bench-scale bench-promotion bench-backtest backtest screens bench-cluster clean
 
 install: $(STAMP)
 
@@ -109,6 +109,10 @@ bench-backtest: install
 # picture and table, into docs/backtest/
 backtest: install
 	$(BIN)/python scripts/bench_backtest.py --streams demo --copy-demo docs/backtest
+
+# the README's screenshots (docs/screens/, 1440x900), taken by the browser test on the demo's services
+screens: install
+	DRIFTLOOP_SCREENS=$(CURDIR)/docs/screens $(BIN)/pytest tests/e2e/test_demo_loop.py tests/e2e/test_demo_screens.py -q
 
 # Load: DAYS daily intervals of ingest + monitor as a backfill, on a fresh cluster with two workers,
 # then one, then under airflow standalone (the same-run baseline); one JSON line each.

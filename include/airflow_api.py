@@ -159,10 +159,12 @@ class Airflow:
                 deleted += 1
         return deleted
 
-    def xcom(self, dag_id: str, run_id: str, task_id: str):
+    def xcom(self, dag_id: str, run_id: str, task_id: str, map_index: int | None = None):
+        """A task's return value (of one mapped instance with ``map_index``), or None."""
+        mapped = f"&map_index={map_index}" if map_index is not None else ""
         try:
             entry = self._request(
-                "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value?deserialize=true"
+                "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value?deserialize=true{mapped}"
             )
         except RuntimeError:
             return None

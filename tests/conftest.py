@@ -124,6 +124,33 @@ def browser():
         chromium.close()
 
 
+def log_in(page, url: str, user: str, password: str) -> None:
+    """Signs in to the Airflow UI at ``url`` as a user would: an anonymous visit is sent to the
+    login page, the form is filled and sent."""
+    import re
+
+    page.goto(url + "/")
+    page.wait_for_url(re.compile(r".*/auth/login.*"))  # anonymous: sent to the login page
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", password)
+    page.click("input[type=submit], button[type=submit]")
+    page.wait_for_load_state("networkidle")
+
+
+def submit_trigger_form(page, airflow, dag_id: str, before: set[str], timeout: float = 60) -> dict:
+    """Presses the open trigger form's Trigger button and returns the one run it made (a run of
+    ``dag_id`` not among ``before``, as the REST API lists it)."""
+    import time
+
+    page.get_by_role("dialog").get_by_role("button", name="Trigger").click()
+    page.get_by_text("Dag Run Triggered").first.wait_for(timeout=30_000)
+    deadline = time.monotonic() + timeout
+    while not (new := [r for r in airflow.runs_all(dag_id) if r["dag_run_id"] not in before]) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert len(new) == 1, new
+    return new[0]
+
+
 # Whole units of work for `make test`'s pytest-xdist workers: the cluster tier runs one cluster
 # per session (fixed ports and home), the e2e tier one stack of local services at a time.
 _WHOLE_TIERS = ("tests/cluster/", "tests/e2e/")

@@ -9,7 +9,6 @@ champion are there."""
 from __future__ import annotations
 
 import re
-import time
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -17,6 +16,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.cluster.conftest import START
+from tests.conftest import log_in, submit_trigger_form
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
@@ -34,15 +34,6 @@ def page(browser):
 def shoot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"))
-
-
-def log_in(page, url: str, user: str, password: str) -> None:
-    page.goto(url + "/")
-    page.wait_for_url(re.compile(r".*/auth/login/.*"))  # anonymous: sent to the login page
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", password)
-    page.click("input[type=submit], button[type=submit]")
-    page.wait_for_load_state("networkidle")
 
 
 def test_the_airflow_login_page_refuses_a_wrong_password(cluster, page):
@@ -95,14 +86,7 @@ def test_a_retrain_triggered_from_the_ui_links_to_its_mlflow_run(cluster, airflo
         form.locator("#element_end").fill(end)
         form.locator("#element_window").fill(f"{DAYS}D")
         shoot(page, "airflow-retrain-trigger-form")
-        form.get_by_role("button", name="Trigger").click()
-        page.get_by_text("Dag Run Triggered").first.wait_for(timeout=30_000)
-
-        deadline = time.monotonic() + 60
-        while not (new := [r for r in airflow.runs_all("retrain") if r["dag_run_id"] not in before]) and time.monotonic() < deadline:
-            time.sleep(1)
-        assert len(new) == 1, new
-        run = new[0]
+        run = submit_trigger_form(page, airflow, "retrain", before)
         assert run["run_type"] == "manual"
         assert (run["conf"]["end"], run["conf"]["window"], run["conf"]["reason"]) == (end, f"{DAYS}D", "manual")
         assert airflow.wait("retrain", run["dag_run_id"], timeout=800) == "success"

@@ -10,27 +10,6 @@ import pytest
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    import demo as demo_script
-    from services import free_port, stop
-
-    from tests.conftest import write_config
-
-    folder = tmp_path_factory.mktemp("e2e")
-    # storage and landing apart, as the config requires; the demo makes (and wipes) both
-    config = write_config(folder, name="car_loans_e2e")
-    home = folder / "services"
-    ports = [free_port(), free_port()]
-    try:
-        result = demo_script.main(
-            ["--home", str(home), "--config", str(config), "--airflow-port", str(ports[0]), "--mlflow-port", str(ports[1])]
-        )
-        yield result
-    finally:
-        stop(home)
-
-
 def test_drift_started_retrain_promoted_a_new_champion(demo):
     from mlflow import MlflowClient
 

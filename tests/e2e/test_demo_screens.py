@@ -1,0 +1,147 @@
+"""The screens a user lives in, in a real browser (Playwright driving Debian's Chromium), on the
+services and data of `make demo` (the session's ``demo``, after tests/e2e/test_demo_loop.py):
+the Airflow login, the DAG list, the ``retrain`` trigger form (a manual retrain submitted through
+it and waited for), monitor's links to MLflow and to the interval's Evidently report, and the
+champion's version page in MLflow with its alias and model card.
+
+Screenshots (1440x900) go to a temporary folder, or to ``$DRIFTLOOP_SCREENS`` (``make screens``
+writes the README's, ``docs/screens/``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from tests.conftest import log_in, submit_trigger_form
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
+
+DAGS = ("ingest", "monitor", "drift_watch", "retrain", "rollback")
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    chosen = os.environ.get("DRIFTLOOP_SCREENS")
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("screens")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def context(browser, demo):
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    yield context
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def page(context, demo):
+    page = context.new_page()
+    log_in(page, demo.svc.airflow_url, "admin", demo.svc.password())
+    assert "/auth/login" not in page.url
+    return page
+
+
+def test_the_airflow_login_refuses_a_wrong_password(browser, demo, shots):
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    try:
+        page = context.new_page()
+        log_in(page, demo.svc.airflow_url, "admin", demo.svc.password() + "x")
+        assert "/auth/login" in page.url
+        page.get_by_text("Invalid credentials").wait_for()
+        page.goto(demo.svc.airflow_url + "/dags")
+        page.wait_for_url("**/auth/login**")  # still nobody
+        page.screenshot(path=str(shots / "airflow-login-refused.png"))
+    finally:
+        context.close()
+
+
+def test_the_dag_list_shows_every_dag(page, demo, shots):
+    page.goto(demo.svc.airflow_url + "/dags")
+    for dag_id in DAGS:
+        page.get_by_role("link", name=dag_id, exact=True).first.wait_for()
+    page.screenshot(path=str(shots / "airflow-dags.png"))
+
+
+def test_a_retrain_triggered_through_the_form_runs_and_its_card_says_why(page, demo, shots):
+    """The form a user fills (titled, described fields), a manual retrain of the last two clean
+    weeks submitted through it, and the new version's card in MLflow saying what was decided."""
+    from mlflow import MlflowClient
+
+    airflow = demo.airflow
+    before = {r["dag_run_id"] for r in airflow.runs_all("retrain")}
+    page.goto(demo.svc.airflow_url + "/dags/retrain")
+    page.get_by_role("button", name="Trigger Dag").click()
+    form = page.get_by_role("dialog")
+    for title, description in (
+        ("Window end", "excluded (default: now)"),
+        ("Window length", "e.g. 90D, 12H or 2W"),
+        ("Window start", "a drift retrain starts at the drift's onset"),
+        ("Reason", "why this retrain runs"),
+    ):
+        form.get_by_text(title).first.wait_for()  # "Reason *": a required field
+        form.get_by_text(description).first.wait_for()
+    form.locator("#element_end").fill("2026-03-09")
+    form.locator("#element_window").fill("14D")
+    page.screenshot(path=str(shots / "airflow-retrain-trigger-form.png"))
+    run = submit_trigger_form(page, airflow, "retrain", before)
+    assert run["run_type"] == "manual" and run["conf"]["end"] == "2026-03-09" and run["conf"]["window"] == "14D"
+    assert run["conf"]["reason"] == "manual"
+    assert airflow.wait("retrain", run["dag_run_id"], timeout=600) == "success"
+    trained = airflow.xcom("retrain", run["dag_run_id"], "train")
+    promoted = airflow.xcom("retrain", run["dag_run_id"], "promote")
+    card = MlflowClient(demo.svc.mlflow_url).get_model_version(demo.settings.name, str(trained["version"])).description
+    assert card.startswith(f"# {demo.settings.name} v{trained['version']}\n")
+    assert "| why retrained | manual |" in card
+    assert promoted["reason"] in card  # why it was or was not promoted, in the version itself
+
+    page.goto(f"{demo.svc.airflow_url}/dags/retrain/runs/{quote(run['dag_run_id'], safe='')}")
+    page.get_by_text(run["dag_run_id"]).first.wait_for()
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(shots / "airflow-retrain-run.png"))
+
+
+def _monitor_run(airflow, start: str) -> tuple[str, dict]:
+    for run in airflow.runs("monitor"):
+        verdict = airflow.xcom("monitor", run["dag_run_id"], "drift", map_index=0)
+        if verdict and verdict["start"].startswith(start):
+            return run["dag_run_id"], verdict
+    raise AssertionError(f"no monitor run checked the interval starting {start}")
+
+
+def test_the_drift_task_links_to_its_mlflow_run_and_its_evidently_report(page, context, demo, shots):
+    run_id, verdict = _monitor_run(demo.airflow, "2026-02-23")  # the second drifted week
+    page.goto(f"{demo.svc.airflow_url}/dags/monitor/runs/{quote(run_id, safe='')}/tasks/drift/mapped/0/details")
+    mlflow, report = page.get_by_role("link", name="MLflow"), page.get_by_role("link", name="Evidently report")
+    report.wait_for(timeout=30_000)
+    assert mlflow.get_attribute("href") == verdict["mlflow_url"]
+    assert report.get_attribute("href") == verdict["report_url"] == f"{verdict['mlflow_url']}/artifacts/evidently/drift.html"
+    page.screenshot(path=str(shots / "airflow-drift-task-links.png"))
+    with context.expect_page() as opened:
+        report.click()
+    shown = opened.value
+    shown.get_by_text("evidently/drift.html").first.wait_for(timeout=60_000)
+    # the report itself, in the artifact viewer's frame: Evidently's own drift table
+    frame = shown.frame_locator("iframe").first
+    frame.get_by_text("Dataset Drift is detected").first.wait_for(timeout=60_000)
+    shown.screenshot(path=str(shots / "mlflow-evidently-report.png"))
+    shown.close()
+
+
+def test_the_champion_version_page_shows_its_alias_and_model_card(page, demo, shots):
+    from mlflow import MlflowClient
+
+    name = demo.settings.name
+    champion = MlflowClient(demo.svc.mlflow_url).get_model_version_by_alias(name, "champion")
+    page.goto(f"{demo.svc.mlflow_url}/#/models/{name}/versions/{champion.version}")
+    page.get_by_text("@ champion").first.wait_for(timeout=60_000)
+    # the card, rendered: its title, its headline and its sections
+    page.get_by_text(f"{name} v{champion.version}", exact=True).first.wait_for()
+    page.get_by_text("Champion.").first.wait_for()
+    for section in ("Time-based cross-validation", "Comparison on the same out-of-time rows", "Checks", "Decision"):
+        page.get_by_text(section).first.wait_for()
+    page.screenshot(path=str(shots / "mlflow-champion-version.png"))
