@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, TypedDict
 
 from include import registry
 from include.errors import DataError, DriftloopError
-from include.storage import Window
+from include.storage import Window, safe_name
 
 if TYPE_CHECKING:
     from include.config import Settings
@@ -357,7 +357,7 @@ def backtest(
     _warm_up()
     for policy in policies:
         say(f"[{policy.name}] replaying {len(windows)} intervals from {windows[0].start:%Y-%m-%d} to {windows[-1].end:%Y-%m-%d}")
-        records[policy.name] = Replayer(settings, policy, work / _folder(policy.name), say).run(windows).record()
+        records[policy.name] = Replayer(settings, policy, work / safe_name(policy.name), say).run(windows).record()
     reference = "static" if "static" in records else policies[0].name
     business = settings.business.metric if settings.business is not None else None
     return {
@@ -373,10 +373,6 @@ def backtest(
         "onsets_from": reference,
         "policies": records,
     }
-
-
-def _folder(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
 def onsets(replayed: list[Interval]) -> list[str]:
