@@ -6,7 +6,8 @@ Runs when `ingest` publishes curated rows (the asset event carries the window), 
 on re-run), compares it with the champion's training window using Evidently, computes the live
 metric where labels exist, and records a verdict: a JSON file, and a run in the
 `<name>-monitoring` MLflow experiment; `report` then adds Evidently's HTML report (drawn from a
-sample; the verdict is computed on all rows). The verdict event wakes `drift_watch`. The previous champion scores the same rows as a shadow; `guard` rolls `@champion`
+sample; the verdict is computed on all rows) and the interval's snapshot in the model-health
+dashboard (Evidently's UI, one project per model). The verdict event wakes `drift_watch`. The previous champion scores the same rows as a shadow; `guard` rolls `@champion`
 back to it when the champion trails it on the live metric (`monitoring.rollback: auto`). A
 challenger under staged rollout (`promotion.strategy: shadow | canary`, alias `@candidate`) scores
 beside the champion or serves its canary share of the rows; `rollout` promotes or retires it once
@@ -103,8 +104,8 @@ def monitor():
         """The drift verdict: each feature of the interval against the champion's training window (Evidently's
         methods, on all rows), prediction and target drift, the live metric; stored in `verdicts/` and
         as a run of the `<name>-monitoring` experiment. The **MLflow** button opens that run,
-        **Evidently report** the interval's HTML report (drawn by `report`). Its event wakes
-        `drift_watch`."""
+        **Evidently report** the interval's HTML report (drawn by `report`), **Model health** the model's
+        dashboard in the Evidently UI. Its event wakes `drift_watch`."""
         from include.monitoring import check_drift
         from include.storage import Window
 
@@ -115,9 +116,11 @@ def monitor():
     # Evidently's HTML pictures of a verdict, from a sample (a fixed cost per column, a few seconds
     # for twenty): a task of its own, so the verdict and drift_watch do not wait for them
     @mlflow_task(execution_timeout=timedelta(minutes=30))
-    def report(verdict: dict) -> str:
-        """Evidently's HTML report of the verdict, drawn from a sample (`monitoring.report_rows` a side) with the
-        verdict's methods; written under `reports/<interval>/drift.html` and to the monitoring run."""
+    def report(verdict: dict) -> dict:
+        """Evidently's report of the verdict, drawn from a sample (`monitoring.report_rows` a side) with the
+        verdict's methods, and the verdict's own figures: HTML under `reports/<interval>/drift.html` and on
+        the monitoring run, and the interval's snapshot in the model-health dashboard (the Evidently UI,
+        when `EVIDENTLY_URL` names it; a re-run replaces it)."""
         from include.monitoring import draw_report
         from include.storage import Window
 

@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import re
+from collections.abc import Sequence
 from typing import TypedDict
 
 import numpy as np
@@ -329,9 +330,48 @@ def drift_report(
     Columns without a method (all null, missing on a side) are left out; with none left, a short
     page names each column's status.
     """
+    return drift_snapshot(reference, current, data, columns, drift_share, rows, seed).html()
+
+
+class DriftSnapshot:
+    """One Evidently run of an interval (``drift_snapshot``): the snapshot, and its HTML page with
+    driftloop's note on the sample."""
+
+    def __init__(self, snapshot, columns: dict[str, dict], current_rows: int, reference_rows: int, sampled: tuple[int, int]) -> None:
+        self.snapshot = snapshot
+        self.columns = columns
+        self.current_rows, self.reference_rows = current_rows, reference_rows
+        self.sampled = sampled
+
+    def html(self) -> str:
+        if not any(c["method"] is not None for c in self.columns.values()):
+            return _no_comparison_html(self.columns)
+        page = self.snapshot.get_html_str(as_iframe=False)
+        note = (
+            "<div style='font-family:sans-serif;padding:8px;background:#fff8e1;border:1px solid #f0c36d'>"
+            f"driftloop: the pictures below come from a random sample of {self.sampled[0]} of {self.current_rows} current rows and "
+            f"{self.sampled[1]} of {self.reference_rows} reference rows; the verdict (drifted columns, scores) was computed on all rows "
+            "with the same methods and thresholds and is in the interval's verdict record and its MLflow run.</div>"
+        )
+        return re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + note, page, count=1)
+
+
+def drift_snapshot(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    data,
+    columns: dict[str, dict],
+    drift_share: float,
+    rows: int,
+    seed: int = 0,
+    metrics: Sequence = (),
+    **run_args,
+) -> DriftSnapshot:
+    """Evidently's data-drift preset on a sample of at most ``rows`` rows a side, with each
+    column's method and threshold from ``columns``, plus ``metrics`` (run first, on the same
+    data); ``run_args`` go to ``Report.run`` (``timestamp``, ``metadata``, ``tags``, ``name``).
+    Columns without a method are left out; with none left, only ``metrics`` run."""
     cols = [c for c in data.features if columns[c]["method"] is not None]
-    if not cols:
-        return _no_comparison_html(columns)
     os.environ.setdefault("DO_NOT_TRACK", "1")
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
@@ -346,27 +386,29 @@ def drift_report(
     for frame in (current, reference):
         sample = frame[cols].sample(n=rows, random_state=seed) if len(frame) > rows else frame[cols]
         sides.append(sample)
+    items = list(metrics)
+    if cols:
+        items.append(
+            DataDriftPreset(
+                columns=cols,
+                drift_share=drift_share,
+                per_column_method=methods,
+                per_column_threshold={c: columns[c]["threshold"] for c in methods},
+            )
+        )
+    elif not items:
+        return DriftSnapshot(None, columns, len(current), len(reference), (0, 0))
+    else:  # nothing to compare: the metrics alone, on the interval's row count
+        sides = [pd.DataFrame({"rows": [len(current)]}), pd.DataFrame({"rows": [len(reference)]})]
+        numeric, categorical = ["rows"], []
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
-    preset = DataDriftPreset(
-        columns=cols,
-        drift_share=drift_share,
-        per_column_method=methods,
-        per_column_threshold={c: columns[c]["threshold"] for c in methods},
-    )
     # a constant column has no variance, and Evidently's correlation overview divides by it; the
     # column's status already says so, so numpy's division warnings would only add noise
     with np.errstate(divide="ignore", invalid="ignore"):
-        snapshot = Report([preset]).run(
-            *(Dataset.from_pandas(plain_features(s, numeric, categorical), data_definition=definition) for s in sides)
+        snapshot = Report(items).run(
+            *(Dataset.from_pandas(plain_features(s, numeric, categorical), data_definition=definition) for s in sides), **run_args
         )
-    page = snapshot.get_html_str(as_iframe=False)
-    note = (
-        "<div style='font-family:sans-serif;padding:8px;background:#fff8e1;border:1px solid #f0c36d'>"
-        f"driftloop: the pictures below come from a random sample of {len(sides[0])} of {len(current)} current rows and "
-        f"{len(sides[1])} of {len(reference)} reference rows; the verdict (drifted columns, scores) was computed on all rows "
-        "with the same methods and thresholds and is in the interval's verdict record and its MLflow run.</div>"
-    )
-    return re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + note, page, count=1)
+    return DriftSnapshot(snapshot, columns, len(current), len(reference), (len(sides[0]), len(sides[1])) if cols else (0, 0))
 
 
 def _no_comparison_html(column_scores: dict[str, dict]) -> str:

@@ -17,7 +17,7 @@ import pandas as pd
 from include import charts, labels, registry, rollout, tracking
 from include.champion import previous_champion, rollout_record
 from include.config import Settings, target_kind
-from include.drift import ColumnDrift, DriftDecision, column_drift, drift_decision, drift_report, plain_features, series_drift
+from include.drift import ColumnDrift, DriftDecision, column_drift, drift_decision, drift_snapshot, plain_features, series_drift
 from include.errors import DataError
 from include.landing import LandingZone
 from include.storage import Storage, Window, drift_retrain_run_id, to_utc
@@ -63,6 +63,14 @@ class ScoreResult(TypedDict):
     rollout: RolloutLive | None
 
 
+class ReportResult(TypedDict):
+    """What monitor's ``report`` returns (``draw_report``)."""
+
+    report: str  # the HTML report's path in storage
+    dashboard_url: str | None  # the model's project in the Evidently UI, when there is one
+    snapshot_url: str | None  # this interval's snapshot there
+
+
 class VerdictSummary(TypedDict):
     """What monitor's ``drift`` returns and its verdict event carries (``check_drift``)."""
 
@@ -81,6 +89,7 @@ class VerdictSummary(TypedDict):
     business: BusinessVerdict | None
     mlflow_url: str | None
     report_url: str | None  # the Evidently report on the monitoring run (drawn by ``draw_report``)
+    dashboard_url: str | None  # the model's model-health dashboard in the Evidently UI, when there is one
 
 
 class PendingDrift(TypedDict):
@@ -490,6 +499,7 @@ def check_drift(settings: Settings, window: Window, scored: ScoreResult) -> Verd
     chart = charts.drift_chart(storage.verdicts(), settings.monitoring.drift_share, settings.model.metric)
     if chart is not None:
         storage.write_bytes(chart, storage.path("reports", "drift_over_time.png"))
+        tracking.log_timeline(verdict["mlflow_run_id"], chart)
     log.info("interval %s: drift share %.2f (%s), drift=%s", window.key, decision["drift_share"], decision["drifted"], decision["drift"])
     url = registry.run_url(verdict["mlflow_run_id"])
     log.info("MLflow monitoring run: %s", url or verdict["mlflow_run_id"])
@@ -514,20 +524,32 @@ def check_drift(settings: Settings, window: Window, scored: ScoreResult) -> Verd
         "business": worth,
         "mlflow_url": url,
         "report_url": registry.artifact_url(verdict["mlflow_run_id"], tracking.REPORT_ARTIFACT) if url else None,
+        "dashboard_url": dashboard_url(settings),
     }
 
 
-def draw_report(settings: Settings, window: Window) -> str:
-    """Evidently's HTML report of an interval's stored verdict: drawn from a sample of the rows the
-    verdict compared, with its methods and thresholds (``include.drift.drift_report``), written
-    where the verdict says (``report``) and to its MLflow run. A re-run replaces both.
+def dashboard_url(settings: Settings) -> str | None:
+    """The model's page in the Evidently UI (the model-health dashboard), when there is one."""
+    from include.dashboard import Dashboard
 
-    Returns:
-        The report's path.
+    board = Dashboard.from_env()
+    return board.project_url(settings.name) if board else None
+
+
+def draw_report(settings: Settings, window: Window) -> ReportResult:
+    """Evidently's report of an interval's stored verdict: one Evidently run on a sample of the
+    rows the verdict compared, with its methods and thresholds (``include.drift.drift_snapshot``),
+    and the verdict's own figures on all rows (``include.dashboard.VerdictValue``). Its HTML is
+    written where the verdict says (``report``) and to its MLflow run; with an Evidently UI
+    service (``EVIDENTLY_URL``), the snapshot joins the model's dashboard project. A re-run
+    replaces all three.
 
     Raises:
         DataError: the interval has no verdict (``check_drift`` did not run for it).
+        DashboardError: the Evidently UI service refused the snapshot or could not be reached.
     """
+    from include import dashboard
+
     storage = Storage.from_settings(settings)
     path = storage.verdict_path(window)
     if not storage.exists(path):
@@ -536,11 +558,38 @@ def draw_report(settings: Settings, window: Window) -> str:
     champion = registry.get_version(settings.name, verdict["model_version"])
     current, reference = storage.read_curated(window), reference_frame(settings, storage, champion)
     mon = settings.monitoring
-    html = drift_report(reference, current, settings.data, verdict["columns"], mon.drift_share, mon.report_rows)
+    run = drift_snapshot(
+        reference,
+        current,
+        settings.data,
+        verdict["columns"],
+        mon.drift_share,
+        mon.report_rows,
+        metrics=dashboard.verdict_values(verdict, settings),
+        timestamp=window.start.replace(tzinfo=None),
+        metadata=dashboard.snapshot_metadata(verdict, window),
+        tags=[dashboard.TAG],
+        name=f"{settings.name} {verdict['start']} .. {verdict['end']}",
+    )
+    html = run.html()
     path = storage.write_text(html, verdict["report"])
     tracking.log_report(verdict["mlflow_run_id"], html)
     log.info("interval %s: Evidently report from up to %d rows a side: %s", window.key, mon.report_rows, path)
-    return path
+    board = dashboard.Dashboard.from_env()
+    snapshot_url = None
+    # the snapshot after the HTML: a dashboard that refuses it fails the task (and its retries
+    # send it again) without costing the report
+    if board is None:
+        log.info("no Evidently UI service (%s unset): the snapshot is not added to a dashboard", dashboard.URL_ENV)
+    else:
+        snapshot_url = board.publish(settings, window, run.snapshot)
+        tracking.client().set_tag(verdict["mlflow_run_id"], "driftloop.dashboard", snapshot_url)
+        log.info("interval %s: model-health dashboard %s (snapshot %s)", window.key, board.project_url(settings.name), snapshot_url)
+    return {
+        "report": path,
+        "dashboard_url": board.project_url(settings.name) if board else None,
+        "snapshot_url": snapshot_url,
+    }
 
 
 def pending_drift(

@@ -37,6 +37,8 @@ MONITORING_REFERENCE = "monitoring/reference.parquet"
 
 # a monitoring run's artifact: the interval's Evidently report
 REPORT_ARTIFACT = "evidently/drift.html"
+# and the drift timeline: drift share and live metric of every interval so far
+TIMELINE_ARTIFACT = "charts/drift_over_time.png"
 
 
 class TrainingRun(TypedDict):
@@ -369,8 +371,11 @@ def log_monitoring_run(settings: Settings, window, verdict: dict) -> str:
         "driftloop.drift": "true" if verdict["drift"] else "false",
         "driftloop.model_version": str(verdict["model_version"]),
     }
+    # the run's description in the MLflow UI: the verdict in a sentence
+    tags["mlflow.note.content"] = monitoring_note(settings, verdict)
     run_id = existing[0].info.run_id if existing else None
-    with mlflow.start_run(run_id=run_id, experiment_id=exp_id, run_name=f"monitor {window.key}", tags=None if run_id else tags) as run:
+    name = f"monitor {window.start:%Y-%m-%d} .. {window.end:%Y-%m-%d}"
+    with mlflow.start_run(run_id=run_id, experiment_id=exp_id, run_name=name, tags=None if run_id else tags) as run:
         mlflow.set_tags(tags)
         mlflow.log_metric("drift_share", verdict["drift_share"])
         mlflow.log_metric("drifted_columns", verdict["drifted_columns"])
@@ -391,6 +396,34 @@ def log_monitoring_run(settings: Settings, window, verdict: dict) -> str:
                 mlflow.log_metric(f"shadow_{settings.model.metric}", verdict["shadow_metric"])
         mlflow.log_dict(verdict, "verdict.json")
         return run.info.run_id
+
+
+def monitoring_note(settings: Settings, verdict: dict) -> str:
+    """A monitoring run's description (Markdown): what a reviewer wants first from the verdict."""
+    metric = settings.model.metric
+    drifted = ", ".join(verdict.get("drifted") or []) or "none"
+    lines = [
+        f"**{'Drift' if verdict['drift'] else 'No drift'}** in [{verdict['start']}, {verdict['end']}) under champion "
+        f"v{verdict['model_version']}: {verdict['drifted_columns']} drifted feature(s), share {verdict['drift_share']:.2f} "
+        f"(drift at {settings.monitoring.drift_share}); drifted: {drifted}.",
+    ]
+    if verdict.get("live_metric") is not None:
+        shadow = verdict.get("shadow_metric")
+        beside = f"; shadow v{verdict['shadow_version']}: {shadow:.4f}" if shadow is not None else ""
+        lines.append(f"Live {metric} on {verdict.get('labelled_rows', 0)} labelled rows: {verdict['live_metric']:.4f}{beside}.")
+    else:
+        lines.append(f"No live {metric} yet: no labelled rows in the interval.")
+    lines.append(f"Evidently report: `{REPORT_ARTIFACT}`; drift over time: `{TIMELINE_ARTIFACT}`.")
+    return "\n\n".join(lines)
+
+
+def log_timeline(run_id: str, png: bytes) -> None:
+    """Attaches the drift timeline (every verdict up to this interval) to a monitoring run, so the
+    latest run shows the whole story (replacing an earlier one on a re-run)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(TIMELINE_ARTIFACT).name
+        path.write_bytes(png)
+        client().log_artifact(run_id, str(path), str(Path(TIMELINE_ARTIFACT).parent))
 
 
 def log_report(run_id: str, report_html: str) -> None:

@@ -40,6 +40,18 @@ class ReportLink(BaseOperatorLink):
         return url or ""
 
 
+class DashboardLink(BaseOperatorLink):
+    """monitor's ``drift``: the model-health dashboard, the model's project in the Evidently UI
+    (``dashboard_url`` in the return value; empty when no Evidently UI service is configured)."""
+
+    name = "Model health"
+
+    def get_link(self, operator, *, ti_key) -> str:
+        result = BaseXCom.get_value(ti_key=ti_key, key="return_value")
+        url = result.get("dashboard_url") if isinstance(result, dict) else None
+        return url or ""
+
+
 class MlflowTaskOperator(_PythonDecoratedOperator):
     """A TaskFlow task with the MLflow button."""
 
@@ -47,18 +59,18 @@ class MlflowTaskOperator(_PythonDecoratedOperator):
 
 
 class MlflowReportTaskOperator(_PythonDecoratedOperator):
-    """A TaskFlow task with the MLflow and the Evidently report buttons."""
+    """A TaskFlow task with the MLflow, the Evidently report and the model-health buttons."""
 
-    operator_extra_links = (MlflowLink(), ReportLink())
+    operator_extra_links = (MlflowLink(), ReportLink(), DashboardLink())
 
 
 def mlflow_task(python_callable=None, *, report: bool = False, **kwargs):
     """``@task`` (same arguments) for a task whose return value carries ``mlflow_url`` (and with
-    ``report``, ``report_url``)."""
+    ``report``, ``report_url`` and ``dashboard_url``)."""
     operator = MlflowReportTaskOperator if report else MlflowTaskOperator
     return task_decorator_factory(python_callable=python_callable, decorated_operator_class=operator, **kwargs)
 
 
 class MlflowLinkPlugin(AirflowPlugin):
     name = "driftloop_mlflow_link"
-    operator_extra_links = [MlflowLink(), ReportLink()]
+    operator_extra_links = [MlflowLink(), ReportLink(), DashboardLink()]

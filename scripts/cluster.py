@@ -5,6 +5,8 @@
     object-store           an S3-protocol server with its own keys (scripts/s3server.py; it stands
                            in for MinIO/S3): MLflow's artifacts, driftloop's storage and landing
     mlflow                 MLflow on Postgres, basic auth, artifacts proxied to the object store
+    evidently              Evidently's UI (the model-health dashboard): writing needs its secret;
+                           its open-source UI has no login, so reading is open (loopback only)
     airflow-api-server     Airflow 3.3 with the FAB auth manager (logins), CeleryExecutor
     airflow-scheduler, airflow-dag-processor, airflow-triggerer
     airflow-worker-1, airflow-worker-2
@@ -14,7 +16,7 @@ Every port is on 127.0.0.1 and below the kernel's ephemeral range (a port inside
 by the local end of any outgoing connection). State lives under ``.cluster/`` (git-ignored):
 secrets generated at the first start (``secrets.env``, 0600), the data of each service, logs
 (``run/<service>.log``), and ``credentials.env`` (0600): ``AIRFLOW_URL``, ``AIRFLOW_USER``,
-``AIRFLOW_PASSWORD``, ``MLFLOW_URL``, ``MLFLOW_USER``, ``MLFLOW_PASSWORD``, ``S3_ENDPOINT_URL`` (and
+``AIRFLOW_PASSWORD``, ``MLFLOW_URL``, ``MLFLOW_USER``, ``MLFLOW_PASSWORD``, ``EVIDENTLY_URL``, ``S3_ENDPOINT_URL`` (and
 the store's keys). The driftloop config the cluster runs is ``.cluster/driftloop.yaml`` (the demo's,
 with storage and landing on the object store), or the file given with ``--config``.
 
@@ -23,7 +25,7 @@ with storage and landing on the object store), or the file given with ``--config
     python scripts/cluster.py status
 
 ``CLUSTER_HOME`` and ``CLUSTER_PORT_BASE`` (default 15000: MLflow 15000, Postgres 15432, Redis
-16379, S3 19000, Airflow 18080 are shifted by base - 15000) let a second cluster run beside the
+16379, S3 19000, Airflow 18080, Evidently 18800 are shifted by base - 15000) let a second cluster run beside the
 first (the tests use one of their own).
 """
 
@@ -49,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import compose_env  # noqa: E402
-from services import VENV_BIN, base_env, descendants, port_is_free, signal_all, stop_tree, write_private  # noqa: E402
+from services import VENV_BIN, base_env, descendants, evidently_command, port_is_free, signal_all, stop_tree, write_private  # noqa: E402
 
 PGBIN = Path("/usr/lib/postgresql/15/bin")
 HOST = "127.0.0.1"
@@ -63,6 +65,7 @@ SERVICES = (
     "redis",
     "object-store",
     "mlflow",
+    "evidently",
     "airflow-api-server",
     "airflow-scheduler",
     "airflow-dag-processor",
@@ -175,6 +178,7 @@ class Cluster:
             "redis": 16379 + shift,
             "object-store": 19000 + shift,
             "mlflow": 15000 + shift,
+            "evidently": 18800 + shift,
             "airflow": 18080 + shift,
         }
 
@@ -204,6 +208,10 @@ class Cluster:
         return f"http://{HOST}:{self.ports['mlflow']}"
 
     @property
+    def evidently_url(self) -> str:
+        return f"http://{HOST}:{self.ports['evidently']}"
+
+    @property
     def s3_url(self) -> str:
         return f"http://{HOST}:{self.ports['object-store']}"
 
@@ -215,6 +223,11 @@ class Cluster:
             path = self.home / "secrets.env"
             if path.exists():
                 self._secrets = read_env(path)
+                wanted = {name: make for name, make in compose_env.SECRETS.items() if name != "MINIO_ROOT_PASSWORD"}
+                if added := {name: make() for name, make in wanted.items() if name not in self._secrets}:
+                    # a home made by an older driftloop: the secrets of its new services are added
+                    self._secrets.update(added)
+                    write_private(path, env_text(self._secrets), replace=True)
             else:
                 made = {name: make() for name, make in compose_env.SECRETS.items() if name != "MINIO_ROOT_PASSWORD"}
                 write_private(path, env_text(made), replace=True)
@@ -254,6 +267,9 @@ class Cluster:
             "MLFLOW_TRACKING_USERNAME": MLFLOW_WORKER_USER,
             "MLFLOW_TRACKING_PASSWORD": s["MLFLOW_WORKER_PASSWORD"],
             "MLFLOW_PUBLIC_URL": self.mlflow_url,
+            "EVIDENTLY_URL": self.evidently_url,
+            "EVIDENTLY_PUBLIC_URL": self.evidently_url,
+            "EVIDENTLY_SECRET": s["EVIDENTLY_SECRET"],
         }
 
     def airflow_env(self) -> dict[str, str]:
@@ -431,6 +447,16 @@ class Cluster:
         wait_for("object store", lambda: b"s3server ready" in logfile.read_bytes()[offset:], 60, logfile)
         log(f"object-store: up on {self.s3_url} (bucket {BUCKET})")
 
+    # -- evidently ---------------------------------------------------------------------------
+    def start_evidently(self) -> None:
+        """Evidently's UI, the model-health dashboard: its workspace under the cluster's home, its
+        write secret in its environment (the workers send it; reading is open, so loopback)."""
+        env = {**os.environ, **QUIET, "EVIDENTLY_SECRET": self.secrets()["EVIDENTLY_SECRET"]}
+        cmd = evidently_command(self.home / "evidently" / "workspace", self.ports["evidently"], HOST)
+        self.spawn("evidently", cmd, env)
+        wait_for("Evidently UI", lambda: http(f"{self.evidently_url}/api/version")[0] == 200, 120, self.run_dir / "evidently.log")
+        log(f"evidently: up on {self.evidently_url} (writing needs EVIDENTLY_SECRET)")
+
     # -- mlflow ------------------------------------------------------------------------------
     def start_mlflow(self) -> None:
         s = self.secrets()
@@ -558,6 +584,7 @@ class Cluster:
             "MLFLOW_URL": self.mlflow_url,
             "MLFLOW_USER": "admin",
             "MLFLOW_PASSWORD": s["MLFLOW_ADMIN_PASSWORD"],
+            "EVIDENTLY_URL": self.evidently_url,
             "S3_ENDPOINT_URL": self.s3_url,
             "S3_BUCKET": BUCKET,
             "AWS_ACCESS_KEY_ID": s["S3_ACCESS_KEY_ID"],
@@ -576,6 +603,7 @@ class Cluster:
             "redis": (self.home / "redis" / "redis.pid").exists(),
             "object-store": self.alive("object-store"),
             "mlflow": self.alive("mlflow"),
+            "evidently": self.alive("evidently"),
             "airflow": self.alive("airflow-api-server"),
         }
         busy = [f"{name} {port}" for name, port in self.ports.items() if not port_is_free(port) and not ours[name]]
@@ -593,6 +621,7 @@ class Cluster:
         self.start_redis()
         self.start_object_store()
         self.start_mlflow()
+        self.start_evidently()
         self.start_airflow()
         creds = self.credentials()
         write_private(self.home / "credentials.env", env_text(creds), replace=True)

@@ -66,6 +66,7 @@ SECRETS: dict[str, Callable[[], str]] = {
     "AIRFLOW_FERNET_KEY": fernet_key,
     "AIRFLOW_API_SECRET_KEY": hex_secret(32),
     "AIRFLOW_JWT_SECRET": hex_secret(32),
+    "EVIDENTLY_SECRET": hex_secret(32),
 }
 
 

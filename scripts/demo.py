@@ -139,6 +139,7 @@ class Demo(Driver):
 Airflow   {self.svc.airflow_url}   user admin, password {self.svc.password()}
           (generated; kept in {self.svc.password_file})
 MLflow    {self.svc.mlflow_url}   experiments '{self.settings.name}' and '{self.settings.name}-monitoring', model '{self.settings.name}'{self.svc.mlflow_login}
+Model health  {self.svc.evidently_url}   Evidently's UI: project '{self.settings.name}', one snapshot per monitored week
 Reports   {store}/reports/drift_over_time.png   (drift share and live metric per week)
           {store}/reports/<interval>/drift.html  (Evidently)
           {store}/quarantine/<NNNN>__<interval>/report.md
@@ -164,6 +165,7 @@ class OnCluster:
     airflow_home = property(lambda self: self.cluster.run_dir)  # the services' logs
     airflow_url = property(lambda self: self.creds["AIRFLOW_URL"])
     mlflow_url = property(lambda self: self.creds["MLFLOW_URL"])
+    evidently_url = property(lambda self: self.creds.get("EVIDENTLY_URL", "(not run by this cluster)"))
     password_file = property(lambda self: self.cluster.home / "credentials.env")
     stop_command = "make cluster-stop"
 
@@ -235,6 +237,7 @@ def main(argv: list[str] | None = None) -> Demo:
     parser.add_argument("--config", type=Path, default=ROOT / "include" / "demo.yaml")
     parser.add_argument("--airflow-port", type=int, default=8080)
     parser.add_argument("--mlflow-port", type=int, default=5500)
+    parser.add_argument("--evidently-port", type=int, default=8800)
     parser.add_argument("--stop", action="store_true", help="stop the services at the end")
     parser.add_argument("--cluster", action="store_true", help="play on the cluster of `make cluster`")
     args = parser.parse_args(argv)
@@ -244,7 +247,7 @@ def main(argv: list[str] | None = None) -> Demo:
     from include.config import load_settings
 
     settings = load_settings(args.config)
-    svc = Services(args.home.resolve(), args.airflow_port, args.mlflow_port, args.config.resolve())
+    svc = Services(args.home.resolve(), args.airflow_port, args.mlflow_port, args.config.resolve(), args.evidently_port)
     demo = Demo(settings, None, svc=svc)
     stop(svc.home)
     # a fresh start each time: the demo replays the same history. Its storage is wiped only if
@@ -257,13 +260,15 @@ def main(argv: list[str] | None = None) -> Demo:
     landing = Path(settings.data.landing)
     if landing.exists() and not (landing / ".driftloop-demo").exists():
         raise SystemExit(f"{landing} exists and was not made by the demo; choose another data.landing in {args.config}")
-    for folder in (svc.airflow_home, svc.mlflow_home, storage, landing):
+    for folder in (svc.airflow_home, svc.mlflow_home, svc.evidently_home, storage, landing):
         if folder.exists():
             shutil.rmtree(folder)
     for folder in (storage, landing):  # hidden marker: the landing zone skips hidden files
         folder.mkdir(parents=True)
         (folder / ".driftloop-demo").write_text("made by scripts/demo.py; wiped by the next `make demo`\n")
-    demo.say(f"starting MLflow ({svc.mlflow_url}) and airflow standalone ({svc.airflow_url}); homes in {svc.home}")
+    demo.say(
+        f"starting MLflow ({svc.mlflow_url}), Evidently's UI ({svc.evidently_url}) and airflow standalone ({svc.airflow_url}); homes in {svc.home}"
+    )
     start(svc)
     try:
         demo.airflow = Airflow(svc.airflow_url, "admin", svc.password())

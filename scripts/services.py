@@ -1,6 +1,7 @@
 """Starts and stops the local services of the demo and the end-to-end test: an MLflow tracking
-server (SQLite backend, artifacts served by the server) and ``airflow standalone`` (scheduler,
-dag-processor, api-server, triggerer; LocalExecutor on SQLite).
+server (SQLite backend, artifacts served by the server), Evidently's UI (the model-health
+dashboard, a local workspace; writing needs a generated secret) and ``airflow standalone``
+(scheduler, dag-processor, api-server, triggerer; LocalExecutor on SQLite).
 
 SQLite lets one writer in at a time, and Airflow 3.3's api-server writes its audit log
 (``action_logging``) synchronously from an async dependency, on its event loop. When another of its
@@ -10,11 +11,12 @@ api-server, task heartbeats included, stalls for that long (a CI run lost 30 s w
 timeout). So the timeout stays at its default and the demo's client repeats what is safe to repeat.
 Postgres (docker-compose.yaml) has no such limit.
 
-Homes live inside the project (git-ignored): ``.services/mlflow/`` and ``.services/airflow/``,
+Homes live inside the project (git-ignored): ``.services/mlflow/``, ``.services/evidently/`` and ``.services/airflow/``,
 unless a ``--home`` is given (the e2e test uses a temporary one). The Airflow admin password is generated
 on first start and written to ``<home>/airflow/simple_auth_manager_passwords.json.generated``, readable
-by its owner only. Both servers listen on 127.0.0.1 only: neither SimpleAuthManager nor an MLflow
-server without auth is fit for an open network. Before ``airflow standalone`` starts, the metadata DB
+by its owner only, and so is Evidently's write secret (``<home>/evidently/secret``). Every server
+listens on 127.0.0.1 only: neither SimpleAuthManager, an MLflow server without auth nor Evidently's
+open-source UI (no login at all) is fit for an open network. Before ``airflow standalone`` starts, the metadata DB
 is migrated and driftloop's pools are created (tasks in a missing pool are never scheduled).
 
     python scripts/services.py start [--home DIR] [--airflow-port 8080] [--mlflow-port 5500]
@@ -72,6 +74,7 @@ class Services:
     airflow_port: int
     mlflow_port: int
     config: Path
+    evidently_port: int = 8800
 
     @property
     def airflow_home(self) -> Path:
@@ -80,6 +83,20 @@ class Services:
     @property
     def mlflow_home(self) -> Path:
         return self.home / "mlflow"
+
+    @property
+    def evidently_home(self) -> Path:
+        return self.home / "evidently"
+
+    @property
+    def evidently_url(self) -> str:
+        return f"http://127.0.0.1:{self.evidently_port}"
+
+    def evidently_secret(self) -> str:
+        """The Evidently UI's write secret: generated on first use, kept readable by its owner only."""
+        path = self.evidently_home / "secret"
+        write_private(path, secrets.token_urlsafe(16))
+        return path.read_text()
 
     @property
     def airflow_url(self) -> str:
@@ -103,6 +120,8 @@ class Services:
         return base_env(
             DRIFTLOOP_CONFIG=str(self.config),
             MLFLOW_TRACKING_URI=self.mlflow_url,
+            EVIDENTLY_URL=self.evidently_url,
+            EVIDENTLY_SECRET=self.evidently_secret(),
             AIRFLOW_HOME=str(self.airflow_home),
             AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
             AIRFLOW__CORE__PARALLELISM="8",
@@ -172,6 +191,13 @@ def mlflow_command(home: Path, port: int, workers: int = 2) -> list[str]:
     ]
 
 
+def evidently_command(workspace: Path, port: int, host: str = "127.0.0.1") -> list[str]:
+    """``evidently ui``, the model-health dashboard, on a local workspace. Writing needs the secret
+    it reads from ``EVIDENTLY_SECRET`` in its environment (off the command line, which any local
+    user can read); reading needs nothing: Evidently's open-source UI has no login."""
+    return [str(VENV_BIN / "evidently"), "ui", "--workspace", str(workspace), "--host", host, "--port", str(port)]
+
+
 def start_mlflow(svc: Services) -> None:
     svc.mlflow_home.mkdir(parents=True, exist_ok=True)
     if not port_is_free(svc.mlflow_port):
@@ -179,6 +205,16 @@ def start_mlflow(svc: Services) -> None:
     log = svc.mlflow_home / "server.log"
     _spawn(mlflow_command(svc.mlflow_home, svc.mlflow_port), svc.env(), log, svc.home / "mlflow.pid")
     wait_http(f"{svc.mlflow_url}/health", 120, "MLflow", log)
+
+
+def start_evidently(svc: Services) -> None:
+    svc.evidently_home.mkdir(parents=True, exist_ok=True)
+    if not port_is_free(svc.evidently_port):
+        raise RuntimeError(f"port {svc.evidently_port} is taken: stop what runs there or choose --evidently-port")
+    log = svc.evidently_home / "server.log"
+    cmd = evidently_command(svc.evidently_home / "workspace", svc.evidently_port)
+    _spawn(cmd, svc.env(), log, svc.home / "evidently.pid")
+    wait_http(f"{svc.evidently_url}/api/version", 120, "Evidently UI", log)
 
 
 def write_private(path: Path, text: str, replace: bool = False) -> bool:
@@ -224,6 +260,7 @@ def start_airflow(svc: Services) -> None:
 def start(svc: Services) -> None:
     svc.home.mkdir(parents=True, exist_ok=True)
     start_mlflow(svc)
+    start_evidently(svc)
     start_airflow(svc)
 
 
@@ -282,7 +319,7 @@ def stop_tree(pid: int, grace: float) -> int:
 def stop(home: Path) -> list[str]:
     """Stops what ``start`` started under ``home`` (whole process trees). Returns what it stopped."""
     stopped = []
-    for name in ("airflow", "mlflow"):
+    for name in ("airflow", "mlflow", "evidently"):
         pidfile = home / f"{name}.pid"
         if not pidfile.exists():
             continue
@@ -298,18 +335,19 @@ def main() -> None:
     parser.add_argument("--home", type=Path, default=ROOT / ".services")
     parser.add_argument("--airflow-port", type=int, default=8080)
     parser.add_argument("--mlflow-port", type=int, default=5500)
+    parser.add_argument("--evidently-port", type=int, default=8800)
     parser.add_argument("--config", type=Path, default=ROOT / "include" / "demo.yaml")
     args = parser.parse_args()
     if args.action == "stop":
         stopped = stop(args.home)
         print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
         return
-    svc = Services(args.home.resolve(), args.airflow_port, args.mlflow_port, args.config.resolve())
+    svc = Services(args.home.resolve(), args.airflow_port, args.mlflow_port, args.config.resolve(), args.evidently_port)
     if args.action == "up":
         up(svc)
         return
     start(svc)
-    print(f"Airflow {svc.airflow_url} (admin / {svc.password()}), MLflow {svc.mlflow_url}")
+    print(f"Airflow {svc.airflow_url} (admin / {svc.password()}), MLflow {svc.mlflow_url}, model health (Evidently UI) {svc.evidently_url}")
 
 
 def up(svc: Services) -> None:
@@ -327,6 +365,7 @@ def up(svc: Services) -> None:
         f"""driftloop is up on {svc.config}
   Airflow   {svc.airflow_url}   user admin, password {svc.password()}  (kept in {svc.password_file})
   MLflow    {svc.mlflow_url}   experiments '{settings.name}', '{settings.name}-monitoring'; model '{settings.name}'
+  Evidently {svc.evidently_url}   model health: project '{settings.name}', one snapshot per monitored interval
   landing   {settings.data.landing}   storage {settings.storage}
   schedules ingest {settings.schedule.ingest or "only when triggered"}, retrain {settings.schedule.retrain or "only when triggered"}
 

@@ -217,3 +217,8 @@ def test_every_interval_of_a_backfill_is_monitored_once_although_monitor_runs_on
         path = f"/api/v2/dags/monitor/dagRuns/{quote(run['dag_run_id'], safe='')}/upstreamAssetEvents"
         taken += [e["source_run_id"] for e in airflow._request("GET", path)["asset_events"] if e["source_dag_id"] == "ingest"]
     assert sorted(t for t in taken if t in ingests) == sorted(ingests)  # each event once, none left behind
+    # and each interval is one snapshot of the model-health dashboard, sent by the workers
+    from include.dashboard import Dashboard
+
+    days = [s["metadata"]["start"][:10] for s in Dashboard(cluster.creds["EVIDENTLY_URL"]).snapshots(settings.name)]
+    assert wanted <= set(days) and len(days) == len(set(days)), days

@@ -34,7 +34,16 @@ def test_the_credentials_file_is_private_and_complete(cluster):
     path = cluster.home / "credentials.env"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE((cluster.home / "secrets.env").stat().st_mode) == 0o600
-    names = {"AIRFLOW_URL", "AIRFLOW_USER", "AIRFLOW_PASSWORD", "MLFLOW_URL", "MLFLOW_USER", "MLFLOW_PASSWORD", "S3_ENDPOINT_URL"}
+    names = {
+        "AIRFLOW_URL",
+        "AIRFLOW_USER",
+        "AIRFLOW_PASSWORD",
+        "MLFLOW_URL",
+        "MLFLOW_USER",
+        "MLFLOW_PASSWORD",
+        "EVIDENTLY_URL",
+        "S3_ENDPOINT_URL",
+    }
     assert names <= set(cluster.creds)
     assert all(len(cluster.creds[k]) >= 16 for k in ("AIRFLOW_PASSWORD", "MLFLOW_PASSWORD"))
 
@@ -102,13 +111,33 @@ def test_the_object_store_refuses_anonymous_and_wrong_keys(cluster):
     right.ls("driftloop")
 
 
+def test_the_dashboard_refuses_writes_without_its_secret(cluster):
+    """Evidently's UI has no login (its pages are open on loopback), but its write API takes only
+    the generated secret the workers carry."""
+    url = cluster.creds["EVIDENTLY_URL"]
+    body = json.dumps({"name": "intruder", "description": "x"}).encode()
+
+    def create(secret: str | None) -> int:
+        request = urllib.request.Request(f"{url}/api/v2/projects", data=body, method="POST", headers={"Content-Type": "application/json"})
+        if secret is not None:
+            request.add_header("evidently-secret", secret)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                return resp.status
+        except urllib.error.HTTPError as err:
+            return err.code
+
+    assert create(None) == 403 and create("wrong-secret") == 403
+    assert _status(f"{url}/api/projects/") == 200
+
+
 def test_every_service_listens_on_loopback_only(cluster):
     """No socket of any process of the cluster listens on another interface (the log servers of
     Airflow 3.3 would bind every interface: the cluster starts workers and triggerer without them)."""
+    from cluster import PROCESSES  # every service started as a process (all but Postgres and Redis)
+
     pids = set()
-    for name in ("object-store", "mlflow", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"):
-        pids |= _tree(cluster, name)
-    for name in ("airflow-worker-1", "airflow-worker-2"):
+    for name in PROCESSES:
         pids |= _tree(cluster, name)
     inodes = _socket_inodes(pids)
     listening = _listening()

@@ -246,10 +246,11 @@ def test_mlflow_link_on_the_tasks_that_write_to_mlflow(bag):
             op = op["__var"]
             links = op.get("_operator_extra_links") or {}
             assert (links.get("MLflow") == "_link_MlflowLink") == (op["task_id"] in tasks), (dag_id, op["task_id"], links)
-            # monitor's drift also links to the interval's Evidently report
+            # monitor's drift also links to the interval's Evidently report and the model-health dashboard
             report = (dag_id, op["task_id"]) == ("monitor", "drift")
             assert (links.get("Evidently report") == "_link_ReportLink") == report, (dag_id, op["task_id"], links)
-            assert set(links) <= {"MLflow", "Evidently report", "Triggered DAG"}, links
+            assert (links.get("Model health") == "_link_DashboardLink") == report, (dag_id, op["task_id"], links)
+            assert set(links) <= {"MLflow", "Evidently report", "Model health", "Triggered DAG"}, links
 
 
 @pytest.mark.parametrize("value", ["2026-01-05", "2026-01-05T00:00:00", "2026-01-05T00:00:00Z", "2026-01-05T06:30:00+02:00", None])

@@ -23,10 +23,13 @@ def demo(tmp_path_factory):
     # storage and landing apart, as the config requires; the demo makes (and wipes) both
     config = write_config(folder, name="car_loans_e2e")
     home = folder / "services"
-    ports = [free_port(), free_port()]
+    ports = [free_port(), free_port(), free_port()]
     try:
         result = demo_script.main(
-            ["--home", str(home), "--config", str(config), "--airflow-port", str(ports[0]), "--mlflow-port", str(ports[1])]
+            [
+                *("--home", str(home), "--config", str(config)),
+                *("--airflow-port", str(ports[0]), "--mlflow-port", str(ports[1]), "--evidently-port", str(ports[2])),
+            ]
         )
         yield result
     finally:

@@ -1,8 +1,9 @@
 """The screens a user lives in, in a real browser (Playwright driving Debian's Chromium), on the
 services and data of `make demo` (the session's ``demo``, after tests/e2e/test_demo_loop.py):
 the Airflow login, the DAG list, the ``retrain`` trigger form (a manual retrain submitted through
-it and waited for), monitor's links to MLflow and to the interval's Evidently report, and the
-champion's version page in MLflow with its alias and model card.
+it and waited for), monitor's links to MLflow and to the interval's Evidently report, the
+champion's version page in MLflow with its alias and model card, and the model-health dashboard
+in Evidently's UI.
 
 Screenshots (1440x900) go to a temporary folder, or to ``$DRIFTLOOP_SCREENS`` (``make screens``
 writes the README's, ``docs/screens/``).
@@ -145,3 +146,58 @@ def test_the_champion_version_page_shows_its_alias_and_model_card(page, demo, sh
     for section in ("Time-based cross-validation", "Comparison on the same out-of-time rows", "Checks", "Decision"):
         page.get_by_text(section).first.wait_for()
     page.screenshot(path=str(shots / "mlflow-champion-version.png"))
+
+
+def test_the_model_health_dashboard_shows_every_monitored_week(page, context, demo, shots):
+    """Evidently's UI, as `make demo` left it: one snapshot per monitored week (their figures the
+    verdicts'), reached from monitor's drift task, with the panels a team reviews each week."""
+    from include.dashboard import Dashboard
+
+    name = demo.settings.name
+    board = Dashboard(demo.svc.evidently_url)
+    table = sorted((r for r in demo.table if r.drift_share is not None), key=lambda r: r.interval)  # the monitored weeks
+    snapshots = board.snapshots(name)
+    assert [s["metadata"]["start"][:10] for s in snapshots] == [r.interval[:10] for r in table]
+    series = board.series(name, ["drift_share", "champion_version"])
+    assert series["drift_share"] == pytest.approx([r.drift_share for r in table])
+    assert series["champion_version"] == [float(r.champion) for r in table]
+
+    run_id, verdict = _monitor_run(demo.airflow, "2026-02-23")
+    page.goto(f"{demo.svc.airflow_url}/dags/monitor/runs/{quote(run_id, safe='')}/tasks/drift/mapped/0/details")
+    link = page.get_by_role("link", name="Model health")
+    link.wait_for(timeout=30_000)
+    assert link.get_attribute("href") == verdict["dashboard_url"] == board.project_url(name)
+    with context.expect_page() as opened:
+        link.click()
+    shown = opened.value
+    shown.set_viewport_size({"width": 1440, "height": 900})
+    for title in (
+        "Champion version",
+        "Drift share",
+        "Drifted features over time",
+        "Live roc_auc: champion and shadow",
+        "Prediction drift",
+        "Rows",
+    ):
+        shown.get_by_text(title, exact=True).first.wait_for(timeout=60_000)
+    # the counters show the last monitored week's figures
+    last = table[-1]
+    shown.get_by_text(str(last.champion), exact=True).first.wait_for()
+    shown.get_by_text("share of drifted features").first.wait_for()
+    shown.screenshot(path=str(shots / "evidently-model-health.png"))
+    # one week's snapshot: the verdict's figures beside Evidently's drift pictures
+    shown.goto(board.snapshot_url(name, snapshots[-1]["id"]))
+    shown.get_by_text("share of drifted features").first.wait_for(timeout=60_000)
+    shown.close()
+
+
+def test_the_latest_monitoring_run_shows_the_drift_timeline(page, demo, shots):
+    """Every monitoring run in MLflow carries the drift timeline up to its interval: the last one
+    tells the whole story (the drifted weeks, the retrain, the recovery)."""
+    run_id, verdict = _monitor_run(demo.airflow, max(r.interval for r in demo.table if r.drift_share is not None)[:10])
+    page.goto(f"{verdict['mlflow_url']}/artifacts/charts/drift_over_time.png")
+    page.get_by_text("drift_over_time.png").first.wait_for(timeout=60_000)
+    image = page.locator("img[src*='drift_over_time.png']").first
+    image.wait_for(timeout=60_000)
+    assert page.evaluate("(img) => img.naturalWidth", image.element_handle()) > 400  # the PNG itself, not a broken icon
+    page.screenshot(path=str(shots / "mlflow-drift-timeline.png"))

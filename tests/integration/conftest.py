@@ -1,17 +1,21 @@
-"""Integration setup: the real Airflow metadata DB and a real MLflow tracking server.
+"""Integration setup: the real Airflow metadata DB, a real MLflow tracking server and a real
+Evidently UI service (the model-health dashboard).
 
 tests/conftest.py has already pointed Airflow at a throw-away AIRFLOW_HOME and this checkout's
 dags/ and plugins/. Here, once per session, the metadata DB is migrated (``airflow db migrate``, as
 a user would) and an MLflow server is started on a free port with a SQLite backend and a local
-artifact store; ``MLFLOW_TRACKING_URI`` points every task (they run in this process under
+artifact store, and ``evidently ui`` on a throw-away workspace; ``MLFLOW_TRACKING_URI`` (and
+``EVIDENTLY_URL``) point every task (they run in this process under
 ``dag.test()``) at it. Each test module works on its own project folder and registered-model name,
 so modules never see each other's models, verdicts or curated rows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -28,7 +32,7 @@ import pytest
 from tests.conftest import ROOT, Hook, write_config
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from services import mlflow_command  # noqa: E402
+from services import evidently_command, mlflow_command  # noqa: E402
 
 BIN = Path(sys.executable).parent
 START = datetime(2026, 1, 5)  # a Monday: weeks below are [START + 7k, START + 7(k+1))
@@ -48,7 +52,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"MLflow server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(f"{url} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:
                 if resp.status == 200:
@@ -56,7 +60,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(0.5)
-    raise RuntimeError(f"MLflow server not healthy at {url} after {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+    raise RuntimeError(f"server not healthy at {url} after {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="session")
@@ -70,6 +74,34 @@ def airflow_db() -> None:
     create_pools()
 
 
+@contextlib.contextmanager
+def _server(cmd: list[str], log: Path, health: str, env: dict[str, str]) -> Iterator[None]:
+    """A server process in a session of its own, healthy before the block and stopped (its whole
+    group) after it; ``env`` is set in ``os.environ`` meanwhile (the tasks read it when they run)."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=os.environ.copy(), start_new_session=True
+        )
+    previous = {k: os.environ.get(k) for k in env}
+    try:
+        _wait_healthy(health, proc, log)
+        os.environ.update(env)
+        yield
+    finally:
+        for k, v in previous.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=15)
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory) -> Iterator[str]:
     """A real MLflow tracking server (SQLite backend, local artifacts); yields its URL.
@@ -80,29 +112,21 @@ def mlflow_server(tmp_path_factory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("mlflow")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    log = home / "server.log"
-    cmd = mlflow_command(home, port, workers=1)
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=os.environ.copy(), start_new_session=True
-        )
-    previous = os.environ.get("MLFLOW_TRACKING_URI")
-    try:
-        _wait_healthy(f"{url}/health", proc, log)
-        os.environ["MLFLOW_TRACKING_URI"] = url
+    with _server(mlflow_command(home, port, workers=1), home / "server.log", f"{url}/health", {"MLFLOW_TRACKING_URI": url}):
         yield url
-    finally:
-        if previous is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = previous
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def evidently_server(tmp_path_factory) -> Iterator[str]:
+    """A real Evidently UI service (the model-health dashboard) on a throw-away workspace, with a
+    write secret; yields its URL. ``EVIDENTLY_URL`` and ``EVIDENTLY_SECRET`` point monitor's
+    ``report`` tasks at it."""
+    home = tmp_path_factory.mktemp("evidently")
+    port, secret = _free_port(), secrets.token_urlsafe(12)
+    url = f"http://127.0.0.1:{port}"
+    env = {"EVIDENTLY_URL": url, "EVIDENTLY_SECRET": secret}
+    with _server(evidently_command(home / "workspace", port), home / "server.log", f"{url}/api/version", env):
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -122,7 +146,7 @@ def alerts_for(hook: Hook, dr) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def dagbag(airflow_db, mlflow_server, alert_hook):
+def dagbag(airflow_db, mlflow_server, evidently_server, alert_hook):
     """The project's DAGs, parsed once (``bag.dags[...]``; ``get_dag`` would go to the DB)."""
     from airflow.models import DagBag
 

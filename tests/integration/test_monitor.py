@@ -80,6 +80,42 @@ def test_drift_task_links_to_its_monitoring_run(project, monitored, mlflow_clien
     assert "evidently/drift.html" in {a.path for a in mlflow_client.list_artifacts(run.info.run_id, "evidently")}
 
 
+def test_interval_joins_the_model_health_dashboard_once(project, monitored, evidently_server, mlflow_client):
+    """The interval monitored twice is one snapshot of the model's project in the Evidently UI,
+    timestamped with the interval's start, whose figures are the verdict's (computed on all rows);
+    the drift task links to the project and the report task to the snapshot."""
+    from include.dashboard import Dashboard
+
+    board = Dashboard.from_env()
+    verdict = project.storage.read_json(project.storage.verdict_path(_window(week(4))))
+    snapshots = board.snapshots(project.name)
+    assert len(snapshots) == 1, "a re-run of the same interval added a second dashboard snapshot"
+    assert snapshots[0]["timestamp"].startswith("2026-02-02T00:00:00")
+    assert snapshots[0]["metadata"]["interval"] == _window(week(4)).key
+    assert snapshots[0]["metadata"]["mlflow_run_id"] == verdict["mlflow_run_id"]
+    series = board.series(
+        project.name, ["drift_share", "live_metric", "champion_version", "rows", "prediction_drift_score", "shadow_metric"]
+    )
+    assert series["drift_share"] == [pytest.approx(verdict["drift_share"])]
+    assert series["live_metric"] == [pytest.approx(verdict["live_metric"])]
+    assert series["prediction_drift_score"] == [pytest.approx(verdict["prediction_drift"]["score"])]
+    assert series["champion_version"] == [1.0] and series["rows"] == [float(verdict["rows"])]
+    assert "shadow_metric" not in series  # no previous champion: no shadow figure, not a zero
+    project_page = f"{evidently_server}/projects/{Dashboard.project_id(project.name)}"
+    assert xcom_value(monitored[1], "drift", map_index=0)["dashboard_url"] == project_page
+    assert xcom_value(monitored[1], "drift", key="_link_DashboardLink", map_index=0) == project_page
+    snapshot_page = f"{project_page}/reports/{snapshots[0]['id']}"
+    assert xcom_value(monitored[1], "report", map_index=0)["snapshot_url"] == snapshot_page
+    # and the interval's MLflow run points at it
+    assert mlflow_client.get_run(verdict["mlflow_run_id"]).data.tags["driftloop.dashboard"] == snapshot_page
+    # the panels the team reviews, each drawing figures the snapshots carry
+    dashboard = board._call("GET", f"/api/v2/dashboards/{Dashboard.project_id(project.name)}")
+    titles = [p["title"] for p in dashboard["panels"]]
+    assert titles[:3] == ["Champion version", "Drift share", "Drifted features over time"]
+    assert "Live roc_auc: champion and shadow" in titles and "Prediction drift" in titles
+    assert dashboard["tabs"][0]["panels"] == [p["id"] for p in dashboard["panels"]]
+
+
 def test_predictions_one_row_per_id_after_rerun(project, monitored, stream_5w):
     expected = rows_in(stream_5w, *week(4))
     first = monitored[2]
@@ -138,6 +174,13 @@ def test_one_monitoring_run_per_interval(project, monitored, mlflow_client):
     assert run.data.tags["driftloop.target_drift"] == "false"
     assert run.data.metrics["prediction_drift_score"] == pytest.approx(verdict["prediction_drift"]["score"])
     assert "evidently/drift.html" in {a.path for a in mlflow_client.list_artifacts(run.info.run_id, "evidently")}
+    # readable in the runs list: its name says the interval, its description the verdict
+    assert run.info.run_name == "monitor 2026-02-02 .. 2026-02-09"
+    note = run.data.tags["mlflow.note.content"]
+    assert note.startswith("**No drift** in [2026-02-02T00:00:00+00:00, 2026-02-09T00:00:00+00:00) under champion v1")
+    assert f"Live roc_auc on {verdict['labelled_rows']} labelled rows: {verdict['live_metric']:.4f}." in note
+    # the drift timeline, every interval so far, beside the report
+    assert "charts/drift_over_time.png" in {a.path for a in mlflow_client.list_artifacts(run.info.run_id, "charts")}
     html = mlflow_client.download_artifacts(run.info.run_id, "evidently/drift.html")
     text = open(html, encoding="utf-8").read()
     assert text.lstrip().lower().startswith("<!doctype html") and "car_value" in text

@@ -79,7 +79,7 @@ def test_ports_move_together_and_stay_below_the_ephemeral_range(tmp_path):
     from cluster import Cluster
 
     default, shifted = Cluster(tmp_path).ports, Cluster(tmp_path, base=25000).ports
-    assert default == {"postgres": 15432, "redis": 16379, "object-store": 19000, "mlflow": 15000, "airflow": 18080}
+    assert default == {"postgres": 15432, "redis": 16379, "object-store": 19000, "mlflow": 15000, "airflow": 18080, "evidently": 18800}
     assert all(shifted[k] - default[k] == 10000 for k in default)
     low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
     assert all(port < low for port in [*default.values(), *shifted.values()])

@@ -66,7 +66,7 @@ OPTIONAL_ENV = {
 }
 # read only inside tasks (plugins/driftloop_airflow.py settings()): the workers need them, the
 # dag-processor (DAG parsing and the failure callbacks of lost tasks) does not
-TASK_ONLY_ENV = {"MLFLOW_TRACKING_PASSWORD"}
+TASK_ONLY_ENV = {"MLFLOW_TRACKING_PASSWORD", "EVIDENTLY_SECRET"}
 # what every Airflow service needs whatever it runs: the config (DAG schedules at parse time),
 # MLflow's address for the workers and for the links a browser follows, telemetry off
 EVERY_AIRFLOW_SERVICE_ENV = {"DRIFTLOOP_CONFIG", "MLFLOW_TRACKING_URI", "MLFLOW_PUBLIC_URL", "MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK"}

@@ -26,8 +26,15 @@ def test_password_file_is_private_from_its_creation(tmp_path):
     assert path.read_text() == '{"admin": "x"}'
 
 
-def test_both_servers_bind_loopback(tmp_path):
+def test_every_server_binds_loopback(tmp_path):
     svc = services.Services(tmp_path, 18080, 15500, tmp_path / "c.yaml")
     assert svc.env()["AIRFLOW__API__HOST"] == "127.0.0.1"
     cmd = services.mlflow_command(tmp_path, 15500)
     assert cmd[cmd.index("--host") + 1] == "127.0.0.1"
+    # Evidently's UI has no login: loopback only, and writing needs the generated secret, which
+    # it reads from its environment (never on the command line)
+    cmd = services.evidently_command(tmp_path, 18800)
+    assert cmd[cmd.index("--host") + 1] == "127.0.0.1"
+    secret = svc.env()["EVIDENTLY_SECRET"]
+    assert len(secret) >= 16 and secret not in " ".join(cmd) and svc.env()["EVIDENTLY_SECRET"] == secret
+    assert (tmp_path / "evidently" / "secret").stat().st_mode & 0o777 == 0o600
