@@ -22,6 +22,7 @@ only writing needs the secret; the demo and the cluster bind it to loopback.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -30,8 +31,6 @@ import urllib.request
 import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
-
-from evidently.core.metric_types import MetricConfig, SingleValueCalculation, SingleValueMetric
 
 if TYPE_CHECKING:
     from include.config import Settings
@@ -48,31 +47,37 @@ TAG = "driftloop"
 NAMESPACE = uuid.UUID("6f0c1b52-2f55-4c1e-9a51-7c2a4f0d3e10")  # driftloop's: project and panel ids
 
 
-class VerdictValue(SingleValueMetric):
-    """One figure of an interval's verdict (computed by driftloop on all rows) as an Evidently
-    metric, so the dashboard draws it like Evidently's own. ``name`` says which figure; ``value``
-    is carried by the metric and left out of its labels (a label per value would make each
-    interval a series of its own)."""
+@functools.cache
+def verdict_value_class():
+    """``VerdictValue``: one figure of an interval's verdict (computed by driftloop on all rows) as
+    an Evidently metric, so the dashboard draws it like Evidently's own. ``name`` says which figure;
+    ``value`` is carried by the metric and left out of its labels (a label per value would make
+    each interval a series of its own). Made on first use: Evidently takes seconds to import, and
+    ``monitor``'s drift task only needs this module's links."""
+    from evidently.core.metric_types import MetricConfig, SingleValueCalculation, SingleValueMetric
 
-    name: str
-    value: float
-    label: str = ""
+    class VerdictValue(SingleValueMetric):
+        name: str
+        value: float
+        label: str = ""
+
+    class VerdictValueCalculation(SingleValueCalculation[VerdictValue]):
+        def calculate(self, context, current_data, reference_data):
+            return self.result(self.metric.value)
+
+        def display_name(self) -> str:
+            return self.metric.label or self.metric.name
+
+        def to_metric_config(self) -> MetricConfig:
+            config = super().to_metric_config()
+            params = {k: v for k, v in config.params.items() if k not in ("value", "label")}
+            return MetricConfig(metric_id=config.metric_id, params=params)
+
+    VerdictValue.__module__ = VerdictValueCalculation.__module__ = __name__
+    return VerdictValue
 
 
-class VerdictValueCalculation(SingleValueCalculation[VerdictValue]):
-    def calculate(self, context, current_data, reference_data):
-        return self.result(self.metric.value)
-
-    def display_name(self) -> str:
-        return self.metric.label or self.metric.name
-
-    def to_metric_config(self) -> MetricConfig:
-        config = super().to_metric_config()
-        params = {k: v for k, v in config.params.items() if k not in ("value", "label")}
-        return MetricConfig(metric_id=config.metric_id, params=params)
-
-
-def verdict_values(verdict: Verdict, settings: Settings) -> list[VerdictValue]:
+def verdict_values(verdict: Verdict, settings: Settings) -> list:
     """The verdict's figures a team follows week by week, as metrics (those the verdict has:
     no live metric before labels come, no shadow without a previous champion)."""
     metric = settings.model.metric
@@ -93,7 +98,8 @@ def verdict_values(verdict: Verdict, settings: Settings) -> list[VerdictValue]:
         ("rows", verdict["rows"], "rows scored"),
         ("labelled_rows", verdict.get("labelled_rows"), "labelled rows"),
     ]
-    return [VerdictValue(name=n, value=float(v), label=label) for n, v, label in figures if v is not None]
+    metric = verdict_value_class()
+    return [metric(name=n, value=float(v), label=label) for n, v, label in figures if v is not None]
 
 
 def _figure(name: str, legend: str) -> dict:
@@ -122,7 +128,10 @@ def panels(settings: Settings) -> list[dict]:
             "counter",
             aggregation="last",
         ),
-        panel("Drift share", "latest interval, on all rows", [_figure("drift_share", "share")], "counter", aggregation="last"),
+        # not the drift share: Evidently's counter shows a zero as "no value"
+        panel(
+            f"Live {metric}", "latest interval, on its labelled rows", [_figure("live_metric", "champion")], "counter", aggregation="last"
+        ),
         panel(
             "Drifted features over time",
             f"share of features whose test says drift; drift at {settings.monitoring.drift_share}",

@@ -539,7 +539,7 @@ def dashboard_url(settings: Settings) -> str | None:
 def draw_report(settings: Settings, window: Window) -> ReportResult:
     """Evidently's report of an interval's stored verdict: one Evidently run on a sample of the
     rows the verdict compared, with its methods and thresholds (``include.drift.drift_snapshot``),
-    and the verdict's own figures on all rows (``include.dashboard.VerdictValue``). Its HTML is
+    and the verdict's own figures on all rows (``include.dashboard.verdict_value_class``). Its HTML is
     written where the verdict says (``report``) and to its MLflow run; with an Evidently UI
     service (``EVIDENTLY_URL``), the snapshot joins the model's dashboard project. A re-run
     replaces all three.

@@ -1,6 +1,6 @@
 """Runs every benchmark and rewrites the measured part of BENCHMARKS.md.
 
-    python scripts/bench.py [--only parse,drift,scale,promotion,backtest,cluster] [--days 50]
+    python scripts/bench.py [--only parse,drift,scale,promotion,backtest,dashboard,cluster] [--days 50]
 
 Each benchmark is its own script, run here as its own process with the command printed beside its
 figures (every figure has a same-run baseline and its ratio, and peak memory):
@@ -14,6 +14,9 @@ figures (every figure has a same-run baseline and its ratio, and peak memory):
                                           standalone``, 100k training rows, against ``train`` alone
     backtest  scripts/bench_backtest.py   ``driftloop backtest`` of static, every:4 and drift on
                                           four simulated streams with a known change point
+    dashboard scripts/bench_dashboard.py  a year of weekly snapshots sent to Evidently's UI: the
+                                          report task's cost with and without them, the service's
+                                          memory and restart time
     cluster   scripts/bench_cluster.py    50 daily intervals on the Celery cluster (2 workers, 1)
                                           against ``airflow standalone``
 
@@ -49,6 +52,7 @@ def commands(days: int) -> dict[str, list[str]]:
         "scale": ["python scripts/bench_scale.py"],
         "promotion": ["python scripts/bench_promotion.py"],
         "backtest": ["python scripts/bench_backtest.py --copy-demo docs/backtest"],
+        "dashboard": ["python scripts/bench_dashboard.py"],
         "cluster": [
             f"python scripts/bench_cluster.py --target {t} --days {days}"
             for t in ("cluster --workers 2", "cluster --workers 1", "standalone")
@@ -148,7 +152,7 @@ def rewrite(generated: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="parse,drift,scale,promotion,backtest,cluster")
+    parser.add_argument("--only", default="parse,drift,scale,promotion,backtest,dashboard,cluster")
     parser.add_argument("--days", type=int, default=50)
     args = parser.parse_args()
     chosen = args.only.split(",")

@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  start: docker compose --env-file {env_file} up -d --build")
     print(f"Airflow  {values['AIRFLOW_PUBLIC_URL']}  user {values['AIRFLOW_ADMIN_USER']}, password AIRFLOW_ADMIN_PASSWORD in {env_file}")
     print(f"MLflow   {values['MLFLOW_PUBLIC_URL']}  user {values['MLFLOW_ADMIN_USER']}, password MLFLOW_ADMIN_PASSWORD in {env_file}")
+    print(f"Model health (Evidently's UI)  {values['EVIDENTLY_PUBLIC_URL']}  no login: keep it on 127.0.0.1 or behind a proxy")
     print(
         f"MinIO    http://localhost:{values['OBJECT_STORE_CONSOLE_PORT']}  user {values['MINIO_ROOT_USER']}, "
         f"password MINIO_ROOT_PASSWORD in {env_file}"

@@ -2,8 +2,9 @@
 services and data of `make demo` (the session's ``demo``, after tests/e2e/test_demo_loop.py):
 the Airflow login, the DAG list, the ``retrain`` trigger form (a manual retrain submitted through
 it and waited for), monitor's links to MLflow and to the interval's Evidently report, the
-champion's version page in MLflow with its alias and model card, and the model-health dashboard
-in Evidently's UI.
+champion's version page in MLflow with its alias and model card, the model-health dashboard in
+Evidently's UI, the drift timeline on a monitoring run, and a challenger approved under Required
+Actions (the config switched to ``promotion.mode: approval``, as a user would) and promoted.
 
 Screenshots (1440x900) go to a temporary folder, or to ``$DRIFTLOOP_SCREENS`` (``make screens``
 writes the README's, ``docs/screens/``).
@@ -106,6 +107,16 @@ def test_a_retrain_triggered_through_the_form_runs_and_its_card_says_why(page, d
     page.screenshot(path=str(shots / "airflow-retrain-run.png"))
 
 
+def _hide_mlflow_assistant(page) -> None:
+    """Closes MLflow 3.17's Assistant side panel (open at first, a chat no one here uses) so the
+    screenshot shows the page; closed once, it stays closed (a button is left in its place)."""
+    panel = page.get_by_text("Ask questions about your experiments").first
+    page.wait_for_timeout(1000)  # the panel renders after the page
+    if panel.is_visible():
+        page.locator("button[aria-label='Close']").first.click()
+        panel.wait_for(state="hidden", timeout=10_000)
+
+
 def _monitor_run(airflow, start: str) -> tuple[str, dict]:
     for run in airflow.runs("monitor"):
         verdict = airflow.xcom("monitor", run["dag_run_id"], "drift", map_index=0)
@@ -129,6 +140,7 @@ def test_the_drift_task_links_to_its_mlflow_run_and_its_evidently_report(page, c
     # the report itself, in the artifact viewer's frame: Evidently's own drift table
     frame = shown.frame_locator("iframe").first
     frame.get_by_text("Dataset Drift is detected").first.wait_for(timeout=60_000)
+    _hide_mlflow_assistant(shown)
     shown.screenshot(path=str(shots / "mlflow-evidently-report.png"))
     shown.close()
 
@@ -145,6 +157,7 @@ def test_the_champion_version_page_shows_its_alias_and_model_card(page, demo, sh
     page.get_by_text("Champion.").first.wait_for()
     for section in ("Time-based cross-validation", "Comparison on the same out-of-time rows", "Checks", "Decision"):
         page.get_by_text(section).first.wait_for()
+    _hide_mlflow_assistant(page)
     page.screenshot(path=str(shots / "mlflow-champion-version.png"))
 
 
@@ -173,7 +186,7 @@ def test_the_model_health_dashboard_shows_every_monitored_week(page, context, de
     shown.set_viewport_size({"width": 1440, "height": 900})
     for title in (
         "Champion version",
-        "Drift share",
+        "Live roc_auc",
         "Drifted features over time",
         "Live roc_auc: champion and shadow",
         "Prediction drift",
@@ -184,6 +197,9 @@ def test_the_model_health_dashboard_shows_every_monitored_week(page, context, de
     last = table[-1]
     shown.get_by_text(str(last.champion), exact=True).first.wait_for()
     shown.get_by_text("share of drifted features").first.wait_for()
+    shown.wait_for_load_state("networkidle")
+    shown.wait_for_timeout(3000)  # the plots draw their lines in an animation
+    assert shown.get_by_text("no value").count() == 0  # every counter has its figure
     shown.screenshot(path=str(shots / "evidently-model-health.png"))
     # one week's snapshot: the verdict's figures beside Evidently's drift pictures
     shown.goto(board.snapshot_url(name, snapshots[-1]["id"]))
@@ -197,7 +213,66 @@ def test_the_latest_monitoring_run_shows_the_drift_timeline(page, demo, shots):
     run_id, verdict = _monitor_run(demo.airflow, max(r.interval for r in demo.table if r.drift_share is not None)[:10])
     page.goto(f"{verdict['mlflow_url']}/artifacts/charts/drift_over_time.png")
     page.get_by_text("drift_over_time.png").first.wait_for(timeout=60_000)
-    image = page.locator("img[src*='drift_over_time.png']").first
+    # the artifact viewer shows the file fetched into a blob: the PNG itself, not a broken icon
+    image = page.locator("img[src^='blob:']").first
     image.wait_for(timeout=60_000)
-    assert page.evaluate("(img) => img.naturalWidth", image.element_handle()) > 400  # the PNG itself, not a broken icon
+    page.wait_for_function("(img) => img.complete && img.naturalWidth > 400", arg=image.element_handle(), timeout=30_000)
+    _hide_mlflow_assistant(page)
     page.screenshot(path=str(shots / "mlflow-drift-timeline.png"))
+
+
+def test_a_challenger_approved_under_required_actions_becomes_champion(page, demo, shots):
+    """`promotion.mode: approval`, as a user sets it in the config the services run (read when a
+    task runs): `@champion` rolled back to v1 (the rollback DAG), a retrain on the drifted weeks
+    submitted through the form, its better challenger waiting under Required Actions with its model
+    card, approved there with the Approve button, and promoted."""
+    import time
+
+    import yaml
+    from mlflow import MlflowClient
+
+    airflow, name = demo.airflow, demo.settings.name
+    mlflow = MlflowClient(demo.svc.mlflow_url)
+    original = demo.svc.config.read_text()
+    config = yaml.safe_load(original)
+    config.setdefault("promotion", {})["mode"] = "approval"
+    demo.svc.config.write_text(yaml.safe_dump(config))
+    try:
+        rolled = airflow.trigger("rollback", "e2e_rollback_to_v1", {"version": 1})
+        assert airflow.wait("rollback", rolled, timeout=300) == "success"
+        assert mlflow.get_model_version_by_alias(name, "champion").version == "1"
+
+        before = {r["dag_run_id"] for r in airflow.runs_all("retrain")}
+        page.goto(demo.svc.airflow_url + "/dags/retrain")
+        page.get_by_role("button", name="Trigger Dag").click()
+        form = page.get_by_role("dialog")
+        form.locator("#element_end").fill("2026-03-09")
+        form.locator("#element_window").fill("14D")
+        run = submit_trigger_form(page, airflow, "retrain", before)
+        run_id = run["dag_run_id"]
+        deadline = time.monotonic() + 600
+        while (ti := airflow.task_instance("retrain", run_id, "approval") or {}).get("state") != "awaiting_input":
+            assert time.monotonic() < deadline, f"the approval never waited: {ti}"
+            assert airflow.run("retrain", run_id)["state"] in ("queued", "running"), airflow.run("retrain", run_id)
+            time.sleep(3)
+        trained = airflow.xcom("retrain", run_id, "train")
+        assert mlflow.get_model_version_by_alias(name, "champion").version == "1"  # nothing moves before a human answers
+
+        page.goto(f"{demo.svc.airflow_url}/dags/retrain/runs/{quote(run_id, safe='')}/tasks/approval/required_actions")
+        page.get_by_text("Promote the challenger to champion?").first.wait_for(timeout=60_000)
+        # the body is the challenger's model card, rendered: what the reviewer signs off
+        page.get_by_text(f"{name} v{trained['version']}", exact=True).first.wait_for(timeout=30_000)
+        page.get_by_text("Comparison on the same out-of-time rows").first.wait_for()
+        approve = page.get_by_test_id("hitl-option-Approve")
+        approve.wait_for()
+        page.screenshot(path=str(shots / "airflow-approval.png"))
+        approve.click()
+        assert airflow.wait("retrain", run_id, timeout=600) == "success"
+        assert mlflow.get_model_version_by_alias(name, "champion").version == str(trained["version"])
+        assert airflow.task_instance("retrain", run_id, "approval")["state"] == "success"
+        promoted = airflow.xcom("retrain", run_id, "promote")
+        assert promoted["promoted"] is True, promoted
+        card = mlflow.get_model_version(name, str(trained["version"])).description
+        assert promoted["reason"] in card  # why, in the version itself
+    finally:
+        demo.svc.config.write_text(original)

@@ -111,9 +111,31 @@ def test_interval_joins_the_model_health_dashboard_once(project, monitored, evid
     # the panels the team reviews, each drawing figures the snapshots carry
     dashboard = board._call("GET", f"/api/v2/dashboards/{Dashboard.project_id(project.name)}")
     titles = [p["title"] for p in dashboard["panels"]]
-    assert titles[:3] == ["Champion version", "Drift share", "Drifted features over time"]
+    assert titles[:3] == ["Champion version", "Live roc_auc", "Drifted features over time"]
     assert "Live roc_auc: champion and shadow" in titles and "Prediction drift" in titles
     assert dashboard["tabs"][0]["panels"] == [p["id"] for p in dashboard["panels"]]
+
+
+def test_a_dashboard_that_is_down_fails_the_report_task_and_loses_nothing(project, monitored, monkeypatch, evidently_server):
+    """The Evidently UI unreachable: ``report`` (what monitor's report task runs) fails with an
+    error that names the setting to check, after the HTML report is written; the verdict is as it
+    was. Sent again once the service is back (a retry), the interval is still one snapshot."""
+    from include.dashboard import Dashboard, DashboardError
+    from include.monitoring import draw_report
+
+    window = _window(week(4))
+    verdict_path = project.storage.verdict_path(window)
+    verdict = project.storage.read_json(verdict_path)
+    html = project.folder / "store" / "reports" / window.key / "drift.html"
+    html.unlink()
+    monkeypatch.setenv("EVIDENTLY_URL", "http://127.0.0.1:9")  # the discard port: nothing answers
+    with pytest.raises(DashboardError, match="EVIDENTLY_URL"):
+        draw_report(project.settings, window)
+    assert html.exists() and project.storage.read_json(verdict_path) == verdict
+    monkeypatch.setenv("EVIDENTLY_URL", evidently_server)
+    result = draw_report(project.settings, window)
+    snapshots = Dashboard.from_env().snapshots(project.name)
+    assert len(snapshots) == 1 and result["snapshot_url"].endswith(snapshots[0]["id"])
 
 
 def test_predictions_one_row_per_id_after_rerun(project, monitored, stream_5w):

@@ -95,3 +95,20 @@ def test_postgres_data_goes_where_the_postgres_user_can_reach(tmp_path):
     assert not postgres_can_reach(private / "x")
     assert Cluster(private / "home").pg_data.is_relative_to("/var/lib/postgresql/driftloop")
     assert Cluster(ROOT / ".cluster").pg_data == ROOT / ".cluster" / "pg" or not postgres_can_reach(ROOT)
+
+
+def test_a_home_made_before_a_new_service_gains_its_secret_and_keeps_the_others(tmp_path):
+    """A cluster home whose secrets.env predates the Evidently service: the missing secret is
+    generated and added (0600), the existing ones are kept (Postgres and MLflow hold them)."""
+    import stat
+
+    from cluster import Cluster, env_text, read_env
+
+    first = Cluster(tmp_path).secrets()
+    older = {k: v for k, v in first.items() if k != "EVIDENTLY_SECRET"}
+    (tmp_path / "secrets.env").write_text(env_text(older))
+    again = Cluster(tmp_path).secrets()
+    assert {k: again[k] for k in older} == older
+    assert len(again["EVIDENTLY_SECRET"]) >= 32
+    assert read_env(tmp_path / "secrets.env") == again
+    assert stat.S_IMODE((tmp_path / "secrets.env").stat().st_mode) == 0o600
