@@ -289,6 +289,11 @@ class MonitoringSettings(_Section):
     target: ColumnDriftSettings = ColumnDriftSettings()
     # rows a side that Evidently's HTML report draws its pictures from (the verdict uses all rows)
     report_rows: int = Field(default=5000, ge=100)
+    # what each interval's snapshot in the model-health dashboard (Evidently's UI) holds: the
+    # verdict's figures and the drift preset's pictures (full: about 1 MB a snapshot for twenty
+    # columns, 5 MB of the service's memory), or the figures alone (about 13 KB; the pictures stay
+    # in the HTML report on MLflow). BENCHMARKS.md has the figures; daily intervals want figures.
+    dashboard: Literal["full", "figures"] = "full"
 
 
 LearnedRule = Literal["row_count", "null_rate", "range", "categories"]

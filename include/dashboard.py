@@ -10,12 +10,13 @@ project there, timestamped with the interval's start so the panels run in data t
 replaces the interval's snapshot (found by its ``interval`` metadata) instead of adding one.
 
 The project's id is derived from the model's name, so every worker finds the same project without
-a lookup table, and two first snapshots racing create it once. Its panels are written with every
+a lookup table, and two first snapshots racing write the same project. Its panels are written with every
 snapshot (the same ids each time): a panel added by a later driftloop appears on the next interval.
 
 Environment: ``EVIDENTLY_URL`` (the service the workers reach), ``EVIDENTLY_PUBLIC_URL`` (the
 address a browser follows, when the workers reach the service at another name), ``EVIDENTLY_SECRET``
-(the service's ``--secret``, required by its write API). Without ``EVIDENTLY_URL`` nothing is sent.
+(the service's write secret: ``evidently ui`` reads it from its own environment's
+``EVIDENTLY_SECRET`` too). Without ``EVIDENTLY_URL`` nothing is sent.
 Evidently's open-source UI has no login: its pages are readable by whoever reaches the port, and
 only writing needs the secret; the demo and the cluster bind it to loopback.
 """

@@ -558,6 +558,13 @@ def draw_report(settings: Settings, window: Window) -> ReportResult:
     champion = registry.get_version(settings.name, verdict["model_version"])
     current, reference = storage.read_curated(window), reference_frame(settings, storage, champion)
     mon = settings.monitoring
+    figures = dashboard.verdict_values(verdict, settings)
+    about = {
+        "timestamp": window.start.replace(tzinfo=None),
+        "metadata": dashboard.snapshot_metadata(verdict, window),
+        "tags": [dashboard.TAG],
+        "name": f"{settings.name} {verdict['start']} .. {verdict['end']}",
+    }
     run = drift_snapshot(
         reference,
         current,
@@ -565,11 +572,8 @@ def draw_report(settings: Settings, window: Window) -> ReportResult:
         verdict["columns"],
         mon.drift_share,
         mon.report_rows,
-        metrics=dashboard.verdict_values(verdict, settings),
-        timestamp=window.start.replace(tzinfo=None),
-        metadata=dashboard.snapshot_metadata(verdict, window),
-        tags=[dashboard.TAG],
-        name=f"{settings.name} {verdict['start']} .. {verdict['end']}",
+        metrics=figures,
+        **about,
     )
     html = run.html()
     path = storage.write_text(html, verdict["report"])
@@ -582,7 +586,13 @@ def draw_report(settings: Settings, window: Window) -> ReportResult:
     if board is None:
         log.info("no Evidently UI service (%s unset): the snapshot is not added to a dashboard", dashboard.URL_ENV)
     else:
-        snapshot_url = board.publish(settings, window, run.snapshot)
+        snapshot = run.snapshot
+        if mon.dashboard == "figures":  # the same figures, without the pictures (a few KB)
+            unpictured = {c: {**r, "method": None} for c, r in verdict["columns"].items()}
+            snapshot = drift_snapshot(
+                reference, current, settings.data, unpictured, mon.drift_share, mon.report_rows, metrics=figures, **about
+            ).snapshot
+        snapshot_url = board.publish(settings, window, snapshot)
         tracking.client().set_tag(verdict["mlflow_run_id"], "driftloop.dashboard", snapshot_url)
         log.info("interval %s: model-health dashboard %s (snapshot %s)", window.key, board.project_url(settings.name), snapshot_url)
     return {

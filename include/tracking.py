@@ -465,17 +465,23 @@ def card_facts(settings: Settings, version: int, run) -> cards.CardFacts:
 
 
 def retrain_trigger(settings: Settings, airflow_run_id: str) -> str | None:
-    """In words, what started a drift retrain: the drifted intervals drift_watch answered with it
-    (None for other retrains, or before drift_watch recorded them)."""
+    """In words, what started a drift retrain: the drifted intervals drift_watch answered with it,
+    each a link to its Evidently report when MLflow has a UI (None for other retrains, or before
+    drift_watch recorded them)."""
     from include.monitoring import drift_state
 
     verdicts, triggers = drift_state(settings)
-    shares = {Window.parse(v["start"], v["end"]).key: v["drift_share"] for v in verdicts}
+    by_key = {Window.parse(v["start"], v["end"]).key: v for v in verdicts}
 
     def said(key: str) -> str:
         window = Window.from_key(key)
-        share = f" (drift share {shares[key]:.2f})" if key in shares else ""
-        return f"{window.start:%Y-%m-%d} .. {window.end:%Y-%m-%d}{share}"
+        span = f"{window.start:%Y-%m-%d} .. {window.end:%Y-%m-%d}"
+        verdict = by_key.get(key)
+        if verdict is None:
+            return span
+        # each interval links to its Evidently report, on its monitoring run
+        report = registry.artifact_url(verdict["mlflow_run_id"], REPORT_ARTIFACT) if verdict.get("mlflow_run_id") else None
+        return f"{f'[{span}]({report})' if report else span} (drift share {verdict['drift_share']:.2f})"
 
     for trigger in triggers:
         if trigger["retrain_run_id"] == airflow_run_id:

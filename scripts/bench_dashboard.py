@@ -144,8 +144,22 @@ def main() -> None:
     assert len(values["drift_share"]) == args.intervals, values
     stop(proc)
     proc, restart = start(WORK / "workspace", port, secret)
+    started = time.perf_counter()  # the service reads the workspace on its first request
+    board.series(settings.name, ["drift_share"])
+    first_request = time.perf_counter() - started
     restarted_rss = rss_mb(proc.pid)
     stop(proc)
+    # the same figures without the drift preset's pictures: what a snapshot of figures alone weighs
+    figures_only = drift.drift_snapshot(
+        reference,
+        current,
+        data,
+        dict.fromkeys(columns, {"method": None}),
+        0.5,
+        args.rows,
+        metrics=dashboard.verdict_values(verdict, settings),
+    )
+    figures_mb = len(figures_only.snapshot.dumps()) / 2**20
     disk = sum(p.stat().st_size for p in (WORK / "workspace").rglob("*") if p.is_file()) / 2**20
     result = {
         "intervals": args.intervals,
@@ -162,7 +176,9 @@ def main() -> None:
         "service_rss_empty_mb": base_rss,
         "service_rss_full_mb": full_rss,
         "service_restart_s": restart,
+        "service_first_request_after_restart_s": first_request,
         "service_rss_after_restart_mb": restarted_rss,
+        "figures_only_snapshot_mb": figures_mb,
         "dashboard_series_s": series_seconds,
     }
     (WORK / "result.json").write_text(json.dumps(result, indent=2))
@@ -172,10 +188,16 @@ def main() -> None:
     print(f"| ... with the verdict's figures as metrics | {result['evidently_run_with_figures_s']:.2f} s |")
     print(f"| HTML of the same run | {result['html_s']:.2f} s |")
     print(f"| snapshot sent to the service (median / max) | {result['publish_s']:.2f} s / {result['publish_max_s']:.2f} s |")
-    print(f"| snapshot size | {result['snapshot_mb']:.2f} MB |")
+    print(
+        f"| snapshot size (the verdict's figures alone, without the drift preset's pictures) | {result['snapshot_mb']:.2f} MB ({figures_mb * 1024:.0f} KB) |"
+    )
     print(f"| workspace on disk after all intervals | {result['workspace_mb']:.0f} MB |")
-    print(f"| service memory: empty / with every snapshot / after a restart | {base_rss:.0f} / {full_rss:.0f} / {restarted_rss:.0f} MB |")
-    print(f"| service start: empty / with every snapshot | {first_start:.1f} s / {restart:.1f} s |")
+    print(
+        f"| service memory: empty / with every snapshot / restarted, after its first request | {base_rss:.0f} / {full_rss:.0f} / {restarted_rss:.0f} MB |"
+    )
+    print(
+        f"| service start: empty / with every snapshot (and its first request, which reads them) | {first_start:.1f} s / {restart:.1f} s ({first_request:.1f} s) |"
+    )
     print(f"| dashboard data request (3 figures, every interval) | {series_seconds:.2f} s |")
 
 

@@ -159,6 +159,14 @@ def test_the_champion_version_page_shows_its_alias_and_model_card(page, demo, sh
         page.get_by_text(section).first.wait_for()
     _hide_mlflow_assistant(page)
     page.screenshot(path=str(shots / "mlflow-champion-version.png"))
+    # the drift retrain's version: its card links each drifted interval to its Evidently report
+    client = MlflowClient(demo.svc.mlflow_url)
+    drifted = next(v for v in client.search_model_versions(f"name='{name}'") if "| why retrained | drift:" in (v.description or ""))
+    page.goto(f"{demo.svc.mlflow_url}/#/models/{name}/versions/{drifted.version}")
+    link = page.get_by_role("link", name="2026-02-16 .. 2026-02-23")
+    link.first.wait_for(timeout=60_000)
+    href = link.first.get_attribute("href")
+    assert href.startswith(f"{demo.svc.mlflow_url}/#/experiments/") and href.endswith("/artifacts/evidently/drift.html"), href
 
 
 def test_the_model_health_dashboard_shows_every_monitored_week(page, context, demo, shots):

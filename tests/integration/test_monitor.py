@@ -120,6 +120,8 @@ def test_a_dashboard_that_is_down_fails_the_report_task_and_loses_nothing(projec
     """The Evidently UI unreachable: ``report`` (what monitor's report task runs) fails with an
     error that names the setting to check, after the HTML report is written; the verdict is as it
     was. Sent again once the service is back (a retry), the interval is still one snapshot."""
+    import json
+
     from include.dashboard import Dashboard, DashboardError
     from include.monitoring import draw_report
 
@@ -133,9 +135,21 @@ def test_a_dashboard_that_is_down_fails_the_report_task_and_loses_nothing(projec
         draw_report(project.settings, window)
     assert html.exists() and project.storage.read_json(verdict_path) == verdict
     monkeypatch.setenv("EVIDENTLY_URL", evidently_server)
+    board = Dashboard.from_env()
+    pid = Dashboard.project_id(project.name)
     result = draw_report(project.settings, window)
-    snapshots = Dashboard.from_env().snapshots(project.name)
+    snapshots = board.snapshots(project.name)
     assert len(snapshots) == 1 and result["snapshot_url"].endswith(snapshots[0]["id"])
+    pictured = json.dumps(board._call("GET", f"/api/projects/{pid}/{snapshots[0]['id']}/data"))  # what the UI's report page loads
+    before = board.series(project.name, ["drift_share", "live_metric"])
+    # monitoring.dashboard: figures (daily intervals): the same figures, without the pictures
+    figures = project.settings.model_copy(update={"monitoring": project.settings.monitoring.model_copy(update={"dashboard": "figures"})})
+    draw_report(figures, window)
+    snapshots = board.snapshots(project.name)
+    bare = json.dumps(board._call("GET", f"/api/projects/{pid}/{snapshots[0]['id']}/data"))
+    assert len(snapshots) == 1 and board.series(project.name, ["drift_share", "live_metric"]) == before
+    assert len(bare) * 10 < len(pictured), (len(bare), len(pictured))
+    assert html.stat().st_size > len(pictured) / 2  # the HTML report keeps its pictures
 
 
 def test_predictions_one_row_per_id_after_rerun(project, monitored, stream_5w):

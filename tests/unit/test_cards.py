@@ -129,7 +129,7 @@ def test_the_description_fits_mlflows_limit_and_points_at_the_whole_card():
     assert "model_card.md" in text and "| log_loss |" not in text
 
 
-def test_a_drift_retrains_trigger_names_the_intervals_it_answers(settings):
+def test_a_drift_retrains_trigger_names_the_intervals_it_answers(settings, monkeypatch):
     from include.storage import Storage
     from include.tracking import retrain_trigger
 
@@ -147,3 +147,15 @@ def test_a_drift_retrains_trigger_names_the_intervals_it_answers(settings):
     said = retrain_trigger(settings, "drift__x")
     assert said == "drifted intervals 2026-02-16 .. 2026-02-23 (drift share 0.62), 2026-02-23 .. 2026-03-02 (drift share 0.75)"
     assert retrain_trigger(settings, "manual__y") is None
+
+    # with their monitoring runs in an MLflow that has a UI: each interval links to its Evidently report
+    from include import registry
+
+    monkeypatch.setattr(registry, "artifact_url", lambda run_id, path: f"http://mlflow/#/runs/{run_id}/artifacts/{path}")
+    for key, run_id in zip(keys, ("r1", "r2"), strict=True):
+        path = storage.path("verdicts", f"{key}.json")
+        storage.write_json({**storage.read_json(path), "mlflow_run_id": run_id}, path)
+    assert retrain_trigger(settings, "drift__x") == (
+        "drifted intervals [2026-02-16 .. 2026-02-23](http://mlflow/#/runs/r1/artifacts/evidently/drift.html) (drift share 0.62), "
+        "[2026-02-23 .. 2026-03-02](http://mlflow/#/runs/r2/artifacts/evidently/drift.html) (drift share 0.75)"
+    )
