@@ -4,7 +4,8 @@ the Airflow login, the DAG list, the ``retrain`` trigger form (a manual retrain 
 it and waited for), monitor's links to MLflow and to the interval's Evidently report, the
 champion's version page in MLflow with its alias and model card, the model-health dashboard in
 Evidently's UI, the drift timeline on a monitoring run, and a challenger approved under Required
-Actions (the config switched to ``promotion.mode: approval``, as a user would) and promoted.
+Actions (the config switched to ``promotion.mode: approval``, as a user would) and promoted, and
+the backtest's picture in MLflow.
 
 Screenshots (1440x900) go to a temporary folder, or to ``$DRIFTLOOP_SCREENS`` (``make screens``
 writes the README's, ``docs/screens/``).
@@ -208,10 +209,15 @@ def test_the_model_health_dashboard_shows_every_monitored_week(page, context, de
     shown.wait_for_load_state("networkidle")
     shown.wait_for_timeout(3000)  # the plots draw their lines in an animation
     assert shown.get_by_text("no value").count() == 0  # every counter has its figure
+    drawn = shown.inner_text("body")  # the plots' axes name every monitored week
+    assert all(f"{r.interval[:10]} 00:00:00" in drawn for r in table), [r.interval for r in table]
     shown.screenshot(path=str(shots / "evidently-model-health.png"))
     # one week's snapshot: the verdict's figures beside Evidently's drift pictures
-    shown.goto(board.snapshot_url(name, snapshots[-1]["id"]))
+    drifted = next(s for s in snapshots if s["metadata"]["start"].startswith("2026-02-23"))
+    shown.goto(board.snapshot_url(name, drifted["id"]))
     shown.get_by_text("share of drifted features").first.wait_for(timeout=60_000)
+    shown.wait_for_load_state("networkidle")
+    shown.screenshot(path=str(shots / "evidently-interval-snapshot.png"))
     shown.close()
 
 
@@ -284,3 +290,29 @@ def test_a_challenger_approved_under_required_actions_becomes_champion(page, dem
         assert promoted["reason"] in card  # why, in the version itself
     finally:
         demo.svc.config.write_text(original)
+
+
+def test_the_backtest_picture_in_mlflow(page, demo, shots, tmp_path):
+    """`driftloop backtest --mlflow` on the demo's config and landing files (as a user runs it
+    beside the services): its picture of the policies, an artifact of its run in MLflow."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from mlflow import MlflowClient
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": demo.svc.mlflow_url}
+    cmd = [str(Path(sys.executable).parent / "driftloop"), "backtest", "--config", str(demo.svc.config)]
+    cmd += ["--policies", "static,drift", "--every", "7D", "--out", str(tmp_path / "out"), "--mlflow", "--quiet"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "out" / "policies.png").exists()
+    client = MlflowClient(demo.svc.mlflow_url)
+    experiment = client.get_experiment_by_name(f"{demo.settings.name}-backtest")
+    parent = next(r for r in client.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" not in r.data.tags)
+    page.goto(f"{demo.svc.mlflow_url}/#/experiments/{experiment.experiment_id}/runs/{parent.info.run_id}/artifacts/policies.png")
+    image = page.locator("img[src^='blob:']").first
+    image.wait_for(timeout=60_000)
+    page.wait_for_function("(img) => img.complete && img.naturalWidth > 400", arg=image.element_handle(), timeout=30_000)
+    _hide_mlflow_assistant(page)
+    page.screenshot(path=str(shots / "mlflow-backtest.png"))
