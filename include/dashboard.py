@@ -10,8 +10,9 @@ project there, timestamped with the interval's start so the panels run in data t
 replaces the interval's snapshot (found by its ``interval`` metadata) instead of adding one.
 
 The project's id is derived from the model's name, so every worker finds the same project without
-a lookup table, and two first snapshots racing write the same project. Its panels are written with every
-snapshot (the same ids each time): a panel added by a later driftloop appears on the next interval.
+a lookup table, and two first snapshots racing write the same project. Its panels are brought up to
+date with every snapshot (the same ids each time; written only when they changed): a panel a later
+driftloop adds appears on the next interval, and panels a team added in the UI are kept.
 
 Environment: ``EVIDENTLY_URL`` (the service the workers reach), ``EVIDENTLY_PUBLIC_URL`` (the
 address a browser follows, when the workers reach the service at another name), ``EVIDENTLY_SECRET``
@@ -104,7 +105,9 @@ def verdict_values(verdict: Verdict, settings: Settings) -> list:
 
 
 def _figure(name: str, legend: str) -> dict:
-    return {"legend": legend, "metric": "evidently:metric_v2:VerdictValue", "metric_labels": {"name": name}}
+    """A panel's line: one figure, in the form the service keeps it (every field of its PanelMetric)."""
+    metric = "evidently:metric_v2:VerdictValue"
+    return {"legend": legend, "tags": [], "metadata": {}, "metric": metric, "metric_labels": {"name": name}, "view_params": {}}
 
 
 def panels(settings: Settings) -> list[dict]:
@@ -168,6 +171,31 @@ def panels(settings: Settings) -> list[dict]:
     return shown
 
 
+def merged_dashboard(settings: Settings, current: dict) -> dict:
+    """The project's dashboard (one tab: Evidently's open-source UI has no other): driftloop's
+    panels as ``panels`` draws them now, then the panels a team added in the UI, kept as they are.
+    A panel is driftloop's when it draws the verdict's figures only; one driftloop no longer draws
+    (the business metric switched off) goes."""
+    ours = panels(settings)
+
+    def driftloops(panel: dict) -> bool:
+        values = panel.get("values") or []
+        return bool(values) and all(v.get("metric") == _figure("", "")["metric"] for v in values)
+
+    theirs = [{**p, "id": str(p["id"])} for p in current.get("panels", []) if not driftloops(p)]
+    tab = {"id": str(uuid.uuid5(NAMESPACE, f"{settings.name}/tab")), "title": "Model health", "panels": [p["id"] for p in ours + theirs]}
+    return _comparable({"tabs": [tab], "panels": ours + theirs})
+
+
+def _comparable(dashboard: dict) -> dict:
+    """A dashboard as the service returns it, in the form driftloop writes it (ids as strings), so
+    an unchanged one is not written again."""
+    tabs = [
+        {"id": str(t["id"]), "title": t.get("title"), "panels": [str(x) for x in t.get("panels", [])]} for t in dashboard.get("tabs", [])
+    ]
+    return {"tabs": tabs, "panels": [{**p, "id": str(p["id"])} for p in dashboard.get("panels", [])]}
+
+
 class Dashboard:
     """A client of the Evidently UI service's HTTP API (the part of it ``RemoteWorkspace`` leaves
     unimplemented: listing and deleting snapshots)."""
@@ -209,15 +237,17 @@ class Dashboard:
         return f"{self.project_url(name)}/reports/{snapshot_id}"
 
     def ensure_project(self, settings: Settings) -> str:
-        """The model's project, created when missing, with driftloop's panels (rewritten each time)."""
+        """The model's project, created when missing, with driftloop's panels brought up to date
+        (written only when they changed); panels a team added in the UI are kept (``merged_dashboard``)."""
         pid = self.project_id(settings.name)
         if not any(p["id"] == pid for p in self._call("GET", "/api/projects/")):
             description = f"driftloop model health of '{settings.name}': one snapshot per monitored interval"
             self._call("POST", "/api/v2/projects", {"id": pid, "name": settings.name, "description": description})
             log.info("Evidently project %s created for model %s", pid, settings.name)
-        shown = panels(settings)
-        tab = {"id": str(uuid.uuid5(NAMESPACE, f"{settings.name}/tab")), "title": "Model health", "panels": [p["id"] for p in shown]}
-        self._call("POST", f"/api/v2/dashboards/{pid}", {"tabs": [tab], "panels": shown})
+        current = self._call("GET", f"/api/v2/dashboards/{pid}") or {}
+        wanted = merged_dashboard(settings, current)
+        if wanted != _comparable(current):
+            self._call("POST", f"/api/v2/dashboards/{pid}", wanted)
         return pid
 
     def snapshots(self, name: str) -> list[dict]:

@@ -142,6 +142,12 @@ def test_a_dashboard_that_is_down_fails_the_report_task_and_loses_nothing(projec
     assert len(snapshots) == 1 and result["snapshot_url"].endswith(snapshots[0]["id"])
     pictured = json.dumps(board._call("GET", f"/api/projects/{pid}/{snapshots[0]['id']}/data"))  # what the UI's report page loads
     before = board.series(project.name, ["drift_share", "live_metric"])
+    # a panel a team added in the UI survives driftloop's redraw of its own
+    current = board._call("GET", f"/api/v2/dashboards/{pid}")
+    team_panel = {"id": "11111111-1111-1111-1111-111111111111", "title": "Read me", "subtitle": None, "size": "full", "values": []}
+    team_panel["plot_params"] = {"plot_type": "text"}
+    tab = {**current["tabs"][0], "panels": [*current["tabs"][0]["panels"], team_panel["id"]]}
+    board._call("POST", f"/api/v2/dashboards/{pid}", {"tabs": [tab], "panels": [*current["panels"], team_panel]})
     # monitoring.dashboard: figures (daily intervals): the same figures, without the pictures
     figures = project.settings.model_copy(update={"monitoring": project.settings.monitoring.model_copy(update={"dashboard": "figures"})})
     draw_report(figures, window)
@@ -150,6 +156,8 @@ def test_a_dashboard_that_is_down_fails_the_report_task_and_loses_nothing(projec
     assert len(snapshots) == 1 and board.series(project.name, ["drift_share", "live_metric"]) == before
     assert len(bare) * 10 < len(pictured), (len(bare), len(pictured))
     assert html.stat().st_size > len(pictured) / 2  # the HTML report keeps its pictures
+    kept = board._call("GET", f"/api/v2/dashboards/{pid}")
+    assert [p["title"] for p in kept["panels"]][-1] == "Read me" and kept["tabs"][0]["panels"][-1] == team_panel["id"]
 
 
 def test_predictions_one_row_per_id_after_rerun(project, monitored, stream_5w):

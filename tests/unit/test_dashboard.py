@@ -108,3 +108,22 @@ def test_an_unreachable_service_says_which_setting_to_check():
     board = dashboard.Dashboard("http://127.0.0.1:9")  # discard port: nothing listens
     with pytest.raises(dashboard.DashboardError, match="EVIDENTLY_URL"):
         board.snapshots("loans")
+
+
+def test_the_teams_own_panels_survive_driftloops_redraw():
+    """driftloop redraws its panels with each snapshot; a panel a team added in the UI stays; a
+    panel driftloop no longer draws (business switched off) goes."""
+    with_business = SimpleNamespace(**{**vars(SETTINGS), "business": SimpleNamespace(metric="expected_value")})
+    before = dashboard.merged_dashboard(with_business, {})
+    metric = {"legend": None, "tags": [], "metadata": {}, "metric": "evidently:metric_v2:DriftedColumnsCount", "metric_labels": {}}
+    team_panel = {"id": "11111111-1111-1111-1111-111111111111", "title": "Evidently's own count", "values": [metric], "plot_params": {}}
+    note = {"id": "33333333-3333-3333-3333-333333333333", "title": "Read me", "values": [], "plot_params": {"plot_type": "text"}}
+    current = {"tabs": [{**before["tabs"][0], "panels": [*before["tabs"][0]["panels"], team_panel["id"], note["id"]]}]}
+    current["panels"] = [*before["panels"], team_panel, note]
+    after = dashboard.merged_dashboard(SETTINGS, current)
+    titles = [p["title"] for p in after["panels"]]
+    assert titles == [p["title"] for p in dashboard.panels(SETTINGS)] + ["Evidently's own count", "Read me"]
+    assert not any(t.startswith("Business") for t in titles)
+    assert len(after["tabs"]) == 1 and after["tabs"][0]["panels"] == [p["id"] for p in after["panels"]]
+    # unchanged, it is not written again: the service's answer compares equal to what would be written
+    assert dashboard.merged_dashboard(SETTINGS, after) == after
