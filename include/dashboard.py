@@ -46,6 +46,7 @@ PUBLIC_URL_ENV = "EVIDENTLY_PUBLIC_URL"
 SECRET_ENV = "EVIDENTLY_SECRET"
 SECRET_HEADER = "evidently-secret"  # evidently.ui.service.security.token.SECRET_HEADER_NAME
 TAG = "driftloop"
+METRIC = "evidently:metric_v2:VerdictValue"  # VerdictValue's type, as panels and series filters name it
 NAMESPACE = uuid.UUID("6f0c1b52-2f55-4c1e-9a51-7c2a4f0d3e10")  # driftloop's: project and panel ids
 
 
@@ -106,8 +107,7 @@ def verdict_values(verdict: Verdict, settings: Settings) -> list:
 
 def _figure(name: str, legend: str) -> dict:
     """A panel's line: one figure, in the form the service keeps it (every field of its PanelMetric)."""
-    metric = "evidently:metric_v2:VerdictValue"
-    return {"legend": legend, "tags": [], "metadata": {}, "metric": metric, "metric_labels": {"name": name}, "view_params": {}}
+    return {"legend": legend, "tags": [], "metadata": {}, "metric": METRIC, "metric_labels": {"name": name}, "view_params": {}}
 
 
 def panels(settings: Settings) -> list[dict]:
@@ -180,7 +180,7 @@ def merged_dashboard(settings: Settings, current: dict) -> dict:
 
     def driftloops(panel: dict) -> bool:
         values = panel.get("values") or []
-        return bool(values) and all(v.get("metric") == _figure("", "")["metric"] for v in values)
+        return bool(values) and all(v.get("metric") == METRIC for v in values)
 
     theirs = [{**p, "id": str(p["id"])} for p in current.get("panels", []) if not driftloops(p)]
     tab = {"id": str(uuid.uuid5(NAMESPACE, f"{settings.name}/tab")), "title": "Model health", "panels": [p["id"] for p in ours + theirs]}
@@ -270,9 +270,7 @@ class Dashboard:
     def series(self, name: str, figures: Iterable[str]) -> dict[str, list[float | None]]:
         """The values of ``VerdictValue`` figures over the project's snapshots (oldest first), as
         the dashboard's panels read them."""
-        filters = [
-            {"tags": [], "metadata": {}, "metric": "evidently:metric_v2:VerdictValue", "metric_labels": {"name": f}} for f in figures
-        ]
+        filters = [{"tags": [], "metadata": {}, "metric": METRIC, "metric_labels": {"name": f}} for f in figures]
         found = self._call("POST", f"/api/v2/snapshots/{self.project_id(name)}/data_series_batch", {"series_filter": filters})
         return {s["params"]["name"]: s["values"] for s in found["series"]}
 

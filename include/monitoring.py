@@ -597,7 +597,7 @@ def draw_report(settings: Settings, window: Window) -> ReportResult:
         log.info("interval %s: model-health dashboard %s (snapshot %s)", window.key, board.project_url(settings.name), snapshot_url)
     return {
         "report": path,
-        "dashboard_url": board.project_url(settings.name) if board else None,
+        "dashboard_url": dashboard_url(settings),
         "snapshot_url": snapshot_url,
     }
 
